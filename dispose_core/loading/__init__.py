@@ -1,0 +1,1 @@
+"""Checkpoint readers, strict key validation and the model-file layout."""

@@ -1,0 +1,1 @@
+"""PoseNet, MimicMotion UNet, hybrid ControlNet (motion encoder, point adapter)."""

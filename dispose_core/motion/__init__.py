@@ -1,0 +1,1 @@
+"""Trajectories, sparse motion field, reference-based sparse flow, CMP dense flow, flow visualisation."""

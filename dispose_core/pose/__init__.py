@@ -1,0 +1,1 @@
+"""DWPose on onnxruntime, keypoint selection/alignment, skeleton rendering, POSE_KEYPOINT interop."""

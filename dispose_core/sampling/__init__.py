@@ -1,0 +1,1 @@
+"""EDM Euler sampling with tiled progressive latent fusion, per-frame CFG, chunked decode."""
