@@ -35,15 +35,15 @@ class ModelFile:
 
 MODEL_FILES: tuple[ModelFile, ...] = (
     ModelFile("dwpose_detector", "dwpose", "yolox_l.onnx", False,
-              "https://huggingface.co/yzd-v/DWPose", "217 MB", "DWPose Loader"),
+              "https://huggingface.co/yzd-v/DWPose", "217 MB", "DWPose Loader (DisPose)"),
     ModelFile("dwpose_pose", "dwpose", "dw-ll_ucoco_384.onnx", False,
-              "https://huggingface.co/yzd-v/DWPose", "134 MB", "DWPose Loader"),
+              "https://huggingface.co/yzd-v/DWPose", "134 MB", "DWPose Loader (DisPose)"),
     ModelFile("cmp", "cmp", "ckpt_iter_42000.pth.tar", False,
               "https://huggingface.co/MyNiuuu/MOFA-Video-Hybrid (models/cmp/experiments/semiauto_annot/"
-              "resnet50_vip+mpii_liteflow/checkpoints)", "344 MB", "CMP Loader"),
+              "resnet50_vip+mpii_liteflow/checkpoints)", "344 MB", "CMP Loader (DisPose)"),
     ModelFile("sd15", "diffusers", "stable-diffusion-v1-5", True,
               "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5", "~2.7 GB (fp16 variant)",
-              "DIFT Loader"),
+              "DIFT Loader (SD 1.5)"),
     ModelFile("svd", "diffusers", "stable-video-diffusion-img2vid-xt-1-1", True,
               "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1", "~4.5 GB (fp16 variant)",
               "MimicMotion Loader"),
