@@ -1,0 +1,92 @@
+"""Which model files of MODEL_FILES are present, and where we looked.
+
+Missing weights are the first thing users of MimicMotion/DisPose packs trip over, so the
+frontend's model-files panel shows, per entry, the exact name expected, every directory searched
+(ComfyUI's own folders plus extra_model_paths.yaml ones) and the download page. This module is the
+host-independent part: the ComfyUI route only supplies the directories per folder name.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .layout import MODEL_FILES, ModelFile
+
+# Sub-folders a diffusers folder must have when it lacks model_index.json (loaders read only these).
+DIFFUSERS_PARTS: dict[str, tuple[str, ...]] = {
+    "sd15": ("unet", "vae", "text_encoder", "tokenizer"),
+    "svd": ("unet", "vae", "image_encoder"),
+}
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    key: str
+    folder: str
+    name: str
+    is_dir: bool
+    size: str  # approximate download size from the layout table
+    source: str
+    used_by: str
+    found: bool
+    path: str | None  # where it was found (first match in search order, as folder_paths does)
+    searched: list[str]  # every directory looked in, in order
+    missing_parts: list[str]  # for a diffusers folder present but incomplete
+    bytes_on_disk: int | None  # size of a found single file (a truncated download shows here)
+
+
+def _diffusers_ok(path: Path, key: str) -> tuple[bool, list[str]]:
+    """A diffusers folder is usable with its model_index.json or the sub-folders loaders need."""
+    parts = DIFFUSERS_PARTS.get(key, ())
+    missing = [p for p in parts if not (path / p).is_dir()]
+    return (path / "model_index.json").is_file() or not missing, missing
+
+
+def check_model(model: ModelFile, searched: Sequence[str | os.PathLike]) -> ModelStatus:
+    """Look for one model in the given directories, first match wins."""
+    dirs = [str(d) for d in searched]
+    missing_parts: list[str] = []
+    for d in dirs:
+        candidate = Path(d) / model.name
+        if model.is_dir:
+            if not candidate.is_dir():
+                continue
+            ok, missing = _diffusers_ok(candidate, model.key)
+            if not ok:
+                missing_parts = missing_parts or missing
+                continue
+            return _status(model, dirs, str(candidate), None, [])
+        elif candidate.is_file():
+            return _status(model, dirs, str(candidate), candidate.stat().st_size, [])
+    return _status(model, dirs, None, None, missing_parts)
+
+
+def _status(model: ModelFile, dirs: list[str], path: str | None, size: int | None,
+            missing_parts: list[str]) -> ModelStatus:
+    return ModelStatus(model.key, model.folder, model.name, model.is_dir, model.size, model.source,
+                       model.used_by, path is not None, path, dirs, missing_parts, size)
+
+
+def model_status(search_dirs: Mapping[str, Sequence[str | os.PathLike]],
+                 models: Sequence[ModelFile] = MODEL_FILES) -> list[ModelStatus]:
+    """Status of every model; ``search_dirs`` maps a folder name to the directories searched."""
+    return [check_model(m, search_dirs.get(m.folder, ())) for m in models]
+
+
+def status_report(search_dirs: Mapping[str, Sequence[str | os.PathLike]],
+                  models: Sequence[ModelFile] = MODEL_FILES) -> dict:
+    """JSON-ready report for the /dispose/models route and the frontend panel."""
+    entries = model_status(search_dirs, models)
+    rows = [asdict(e) | {"message": None if e.found else _message(m, e)} for m, e in zip(models, entries)]
+    missing = sum(not e.found for e in entries)
+    return {"all_found": missing == 0, "missing": missing, "total": len(entries), "models": rows}
+
+
+def _message(model: ModelFile, status: ModelStatus) -> str:
+    """The sentence the loaders raise, plus what an incomplete diffusers folder lacks."""
+    text = model.missing_message(status.searched)
+    if status.missing_parts:
+        text += f" A folder of that name exists but lacks: {', '.join(status.missing_parts)}."
+    return text
