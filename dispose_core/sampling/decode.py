@@ -1,0 +1,34 @@
+"""Chunked temporal VAE decoding of the denoised latents into frames."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+@torch.no_grad()
+def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
+                   on_chunk: Callable[[], None] | None = None) -> torch.Tensor:
+    """(F,4,h,w) latents -> (F,3,H,W) float32 raw decoder output (about [-1,1]).
+
+    SVD's temporal decoder mixes the frames of one call, so the result depends on ``chunk_size``
+    (kept as the official pipeline: consecutive chunks, ``num_frames`` = chunk length). Only one
+    chunk's activations exist at a time; each decoded chunk goes to the latents' device as float32.
+    ``on_chunk`` runs after every chunk (progress, interruption).
+    """
+    scaling = vae.config.scaling_factor
+    dtype = next(vae.parameters()).dtype
+    device = next(vae.parameters()).device
+    frames = []
+    for start in range(0, latents.shape[0], chunk_size):
+        chunk = (latents[start:start + chunk_size] * (1.0 / scaling)).to(device=device, dtype=dtype)
+        out = vae.decode(chunk, num_frames=chunk.shape[0]).sample
+        frames.append(out.to(device=latents.device, dtype=torch.float32))
+        if on_chunk is not None:
+            on_chunk()
+    return torch.cat(frames)
+
+
+def to_images(decoded: torch.Tensor) -> torch.Tensor:
+    """(F,3,H,W) decoder output -> (F,H,W,3) float in [0,1] (ComfyUI IMAGE layout)."""
+    return (decoded / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).contiguous()
