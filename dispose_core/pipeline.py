@@ -1,0 +1,264 @@
+"""One function per stage of the animation, shared by the ComfyUI nodes and the demo script.
+
+The nodes only convert ComfyUI types and hand in host services (progress, interrupt checks,
+model management); the demo hands in plain ones. Both call exactly these functions, so the demo
+exercises the node code path. Images here are ComfyUI-style float tensors (..., H, W, 3) in [0, 1];
+stage previews come back in the same form.
+
+Stage modules are imported inside the functions: some pull in onnxruntime or diffusers, and
+importing the node pack must stay cheap for ComfyUI's start-up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .image import fit_to_canvas, target_size
+from .loading.layout import BY_KEY
+from .errors import ModelFileError
+from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
+
+Progress = Callable[[int, int], None] | None
+ShouldStop = Callable[[], bool] | None
+
+# Official defaults (configs/test.yaml, inference_ctrl.py); the nodes show them as widget defaults.
+RESOLUTION = 576
+SPARSE_KERNEL_SIZE = 199
+SPARSE_SIGMA = 20.0
+CMP_BATCH_SIZE = 8
+DIFT_ENSEMBLE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """MimicMotion sampler settings; defaults are the official run's."""
+
+    seed: int = 42
+    steps: int = 25
+    min_guidance: float = 2.0
+    max_guidance: float = 2.0
+    noise_aug: float = 0.0
+    fps: int = 7
+    motion_bucket_id: int = 127
+    tile_size: int = 16
+    overlap: int = 6
+    decode_chunk_size: int = 8
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """Hybrid ControlNet strengths; a 0 motion/point strength turns that signal off."""
+
+    strength: float = 1.0
+    motion_strength: float = 1.0
+    point_strength: float = 1.0
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+
+
+# ---------------------------------------------------------------- model files
+def find_model_file(key: str, search_dirs: Sequence[str | Path], name: str | None = None) -> Path:
+    """Path of a model file/folder (``name`` or the layout's default), first directory wins.
+
+    Raises ModelFileError naming the file, every directory searched and the download page.
+    """
+    model = BY_KEY[key]
+    name = name or model.name
+    for base in search_dirs:
+        path = Path(base) / name
+        if path.is_dir() if model.is_dir else path.is_file():
+            return path
+    searched = [str(d) for d in search_dirs]
+    if name == model.name:
+        raise ModelFileError(model.missing_message(searched))
+    raise ModelFileError(
+        f"'{name}' not found in {', '.join(searched) or 'models/' + model.folder}. "
+        f"Pick a file from the list, or get {model.name} from {model.source} and put it into "
+        f"ComfyUI/models/{model.folder}/ (needed by {model.used_by})."
+    )
+
+
+# ---------------------------------------------------------------- images
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """ComfyUI IMAGE (float 0..1) -> uint8 numpy, the form the pose detector takes."""
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def to_image(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A preview (uint8 or float 0..1, (..., H, W, 3)) -> ComfyUI IMAGE float32 on the CPU."""
+    t = torch.as_tensor(array)
+    if not t.is_floating_point():
+        return t.float().div_(255.0)
+    return t.float().clamp(0, 1).cpu()
+
+
+def first_image(images: torch.Tensor, what: str) -> torch.Tensor:
+    """The single (H, W, 3) image of an IMAGE input; a batch > 1 is a wiring mistake."""
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] < 1:
+        raise InputError(f"{what} must be an IMAGE (batch, height, width, 3); got shape {tuple(images.shape)}.")
+    if images.shape[0] != 1:
+        raise InputError(f"{what} must be one image, got a batch of {images.shape[0]}. "
+                         "Connect a single image (e.g. LoadImage), not the video frames.")
+    return images[0]
+
+
+def reference_on_canvas(reference: torch.Tensor, poses: PoseSequence) -> torch.Tensor:
+    """The reference image cover-resized and cropped to the poses' canvas, (H, W, 3) float."""
+    image = first_image(reference, "The reference image")
+    return fit_to_canvas(image.float().cpu(), poses.height, poses.width)
+
+
+def canvas_for(reference: torch.Tensor, resolution: int) -> tuple[int, int]:
+    """Generation canvas (H, W) for a reference IMAGE at ``resolution``."""
+    image = first_image(reference, "The reference image")
+    return target_size(int(image.shape[0]), int(image.shape[1]), resolution)
+
+
+def check_canvas(poses: PoseSequence, **fields: torch.Tensor | None) -> None:
+    """Raise InputError unless every (…, H, W) field matches the poses' canvas."""
+    for name, field in fields.items():
+        if field is not None and tuple(field.shape[-2:]) != (poses.height, poses.width):
+            raise InputError(
+                f"The {name} is {field.shape[-2]}x{field.shape[-1]} but the poses' canvas is "
+                f"{poses.height}x{poses.width}. Feed every node from the same DWPose Extract output.")
+
+
+# ---------------------------------------------------------------- stages
+def extract_poses(
+    detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
+    align: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
+) -> tuple[PoseSequence, torch.Tensor]:
+    """DWPose on the reference (on its canvas) and every driving frame -> poses + skeleton IMAGE."""
+    from .pose.extract import extract_poses as run_extract
+    from .pose.render import render_poses
+
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise InputError(f"The driving frames must be an IMAGE batch (frames, height, width, 3); "
+                         f"got shape {tuple(frames.shape)}.")
+    height, width = canvas_for(reference, resolution)
+    ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
+    poses = run_extract(detector, ref, to_uint8(frames), align=align,
+                        progress=progress, should_stop=should_stop)
+    return poses, to_image(render_poses(poses))
+
+
+def poses_from_keypoints(
+    pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
+) -> tuple[PoseSequence, torch.Tensor]:
+    """POSE_KEYPOINT (reference first, then the driving frames) -> poses + skeleton IMAGE."""
+    from .pose.keypoint_json import from_pose_keypoint
+    from .pose.render import render_poses
+
+    height, width = canvas_for(reference, resolution)
+    poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align)
+    return poses, to_image(render_poses(poses))
+
+
+def pose_keypoints(poses: PoseSequence) -> list[dict]:
+    """Poses as POSE_KEYPOINT (the comfyui_controlnet_aux format), for other packs' nodes."""
+    from .pose.keypoint_json import to_pose_keypoint
+
+    return to_pose_keypoint(poses)
+
+
+def sparse_motion(
+    poses: PoseSequence, *, kernel_size: int = SPARSE_KERNEL_SIZE, sigma: float = SPARSE_SIGMA,
+) -> tuple[MotionField, torch.Tensor]:
+    """Sparse motion field of the keypoint trajectories + its colour preview."""
+    from .motion.flow_viz import flow_to_color
+    from .motion.sparse_field import compute_motion_field
+
+    motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma)
+    return motion, to_image(flow_to_color(motion.flow))
+
+
+def dense_motion(
+    cmp: Any, reference: torch.Tensor, poses: PoseSequence, *, batch_size: int = CMP_BATCH_SIZE,
+    progress: Progress = None, should_stop: ShouldStop = None,
+) -> tuple[DenseFlow, torch.Tensor]:
+    """CMP dense flow over the reference image + its colour preview."""
+    from .motion.dense_flow import compute_dense_flow
+    from .motion.flow_viz import flow_to_color
+
+    ref = reference_on_canvas(reference, poses).permute(2, 0, 1)
+    flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size,
+                              progress=progress, should_stop=should_stop)
+    return flow, to_image(flow_to_color(flow.flow))
+
+
+def point_embeddings(
+    dift: Any, reference: torch.Tensor, poses: PoseSequence, *, ensemble_size: int = DIFT_ENSEMBLE_SIZE,
+    seed: int = 0, progress: Progress = None, should_stop: ShouldStop = None,
+) -> tuple[PointEmbeddings, torch.Tensor]:
+    """DIFT keypoint embeddings of the reference + a correspondence preview."""
+    from .dift import build_point_embeddings, correspondence_preview, extract_features
+
+    ref = reference_on_canvas(reference, poses)
+    image = ref.permute(2, 0, 1)[None] * 2 - 1
+    generator = torch.Generator().manual_seed(int(seed))
+    features = extract_features(dift, image, ensemble_size=ensemble_size, generator=generator,
+                                progress=progress, should_stop=should_stop)
+    points = build_point_embeddings(features[0], poses)
+    preview = correspondence_preview(features[0], poses, to_uint8(ref))
+    return points, to_image(preview)
+
+
+@dataclass
+class Control:
+    """What Hybrid ControlNet Apply hands to the sampler (ComfyUI type ``DISPOSE_CONTROL``)."""
+
+    controlnet: Any
+    motion: MotionField
+    flow: DenseFlow
+    points: PointEmbeddings
+    settings: ControlSettings
+
+
+def hybrid_control(
+    controlnet: Any, motion: MotionField, flow: DenseFlow, points: PointEmbeddings,
+    settings: ControlSettings = ControlSettings(),
+) -> Control:
+    """Bundle the three DisPose signals with the ControlNet after checking they fit together."""
+    check_frame_counts(sparse_motion_field=motion.num_frames, dense_flow=flow.num_frames,
+                       point_embeddings=points.num_frames)
+    if tuple(motion.flow.shape[-2:]) != tuple(flow.flow.shape[-2:]):
+        raise InputError(
+            f"The sparse motion field is {tuple(motion.flow.shape[-2:])} but the dense flow is "
+            f"{tuple(flow.flow.shape[-2:])}. Feed both from the same DWPose Extract output.")
+    if not 0.0 <= settings.start_percent <= settings.end_percent <= 1.0:
+        raise InputError(f"start_percent ({settings.start_percent}) must not exceed end_percent "
+                         f"({settings.end_percent}); both lie in 0..1.")
+    return Control(controlnet, motion, flow, points, settings)
+
+
+def animate(
+    models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: Control | None = None,
+    settings: SamplerSettings = SamplerSettings(), progress: Progress = None, should_stop: ShouldStop = None,
+) -> torch.Tensor:
+    """MimicMotion (+ DisPose control) -> the animated frames as an IMAGE batch (reference dropped)."""
+    from .pose.render import render_poses
+    from .sampling.sampler import ControlInputs, sample_video
+
+    if control is not None:
+        check_frame_counts(poses=poses.num_frames, sparse_motion_field=control.motion.num_frames)
+        check_canvas(poses, **{"sparse motion field": control.motion.flow})
+        c = control.settings
+        control = ControlInputs(
+            controlnet=control.controlnet, motion_field=control.motion, dense_flow=control.flow,
+            points=control.points, strength=c.strength, motion_strength=c.motion_strength,
+            point_strength=c.point_strength, start_percent=c.start_percent, end_percent=c.end_percent)
+    ref = reference_on_canvas(reference, poses)
+    frames = sample_video(
+        models, ref, render_poses(poses), control=control, seed=settings.seed, steps=settings.steps,
+        min_guidance=settings.min_guidance, max_guidance=settings.max_guidance,
+        noise_aug=settings.noise_aug, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
+        tile_size=settings.tile_size, overlap=settings.overlap,
+        decode_chunk_size=settings.decode_chunk_size, progress=progress, should_stop=should_stop)
+    return to_image(frames)

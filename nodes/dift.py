@@ -1,0 +1,63 @@
+"""DIFT Loader (SD 1.5) and DIFT Point Embed."""
+from __future__ import annotations
+
+import torch
+
+from ..dispose_core import pipeline
+from ..dispose_core.types import PoseSequence
+from . import comfy_bridge as bridge
+from .common import DIFT_MODEL, POINTS, POSES, DisposeNode, model_input, model_path, precision_input, stage
+
+
+class DIFTLoader(DisposeNode):
+    DESCRIPTION = "Loads the Stable Diffusion 1.5 parts DIFT needs (UNet, VAE encoder, text encoder)."
+    RETURN_TYPES = (DIFT_MODEL,)
+    RETURN_NAMES = ("dift_model",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": {
+            "sd15_folder": model_input("sd15", "Stable Diffusion 1.5 in diffusers format (a folder)."),
+            "precision": precision_input(),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, sd15_folder: str) -> bool:
+        return True  # a missing folder fails at run time with our message (folder, download page)
+
+    def run(self, sd15_folder: str, precision: str) -> tuple:
+        path = model_path("sd15", sd15_folder)
+        from ..dispose_core.loading.sd15 import load_dift
+
+        dift = load_dift(path, bridge.pick_dtype(precision))
+        return (bridge.manage(dift),)
+
+
+class DIFTPointEmbed(DisposeNode):
+    DESCRIPTION = ("DIFT features of the reference sampled at its keypoints: one embedding per "
+                   "keypoint, carried along each frame's keypoint positions.")
+    RETURN_TYPES = (POINTS, "IMAGE")
+    RETURN_NAMES = ("point_embeddings", "preview")
+    OUTPUT_TOOLTIPS = ("For Hybrid ControlNet Apply.",
+                       "Reference feature map (PCA colours) with the keypoints marked, per frame.")
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": {
+            "dift_model": (DIFT_MODEL, {"tooltip": "From DIFT Loader (SD 1.5)."}),
+            "reference_image": ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."}),
+            "poses": (POSES, {"tooltip": "Poses from DWPose Extract."}),
+            "ensemble_size": ("INT", {
+                "default": pipeline.DIFT_ENSEMBLE_SIZE, "min": 1, "max": 64,
+                "tooltip": "Noisy copies averaged per feature map (official 8); fewer is faster."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "tooltip": "Seed of the DIFT noise (the official code leaves it unseeded)."}),
+        }}
+
+    def run(self, dift_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
+            ensemble_size: int, seed: int) -> tuple:
+        with stage():
+            bridge.load_to_device([dift_model])
+            return pipeline.point_embeddings(
+                dift_model.value, reference_image, poses, ensemble_size=ensemble_size, seed=seed,
+                progress=bridge.progress_bar(ensemble_size), should_stop=bridge.should_stop)

@@ -1,0 +1,109 @@
+"""DWPose Loader and DWPose Extract."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..dispose_core import pipeline
+from ..dispose_core.errors import InputError
+from . import comfy_bridge as bridge
+from .common import DWPOSE_MODEL, POSE_KEYPOINT, POSES, DisposeNode, model_input, model_path, stage
+
+
+@dataclass(frozen=True)
+class DWPoseFiles:
+    """The two ONNX files (ComfyUI type ``DWPOSE_MODEL``).
+
+    onnxruntime sessions are opened by DWPose Extract and dropped when it finishes: a session
+    cached as a node output would keep its CUDA memory arena while the sampler runs.
+    """
+
+    detector: Path
+    pose: Path
+
+
+class DWPoseLoader(DisposeNode):
+    DESCRIPTION = "Finds the DWPose ONNX models (YOLOX person detector + whole-body pose estimator)."
+    RETURN_TYPES = (DWPOSE_MODEL,)
+    RETURN_NAMES = ("dwpose_model",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {"required": {
+            "detector": model_input("dwpose_detector", "Person detector (YOLOX-L ONNX)."),
+            "pose_model": model_input("dwpose_pose", "Whole-body pose estimator (DWPose ONNX)."),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, detector: str, pose_model: str) -> bool:
+        return True  # a missing file fails at run time with our message (file, folder, download page)
+
+    def run(self, detector: str, pose_model: str) -> tuple:
+        return (DWPoseFiles(model_path("dwpose_detector", detector), model_path("dwpose_pose", pose_model)),)
+
+
+class DWPoseExtract(DisposeNode):
+    DESCRIPTION = ("Whole-body keypoints of the reference and of every driving frame, aligned to the "
+                   "reference body; the canvas size of the whole animation is fixed here.")
+    RETURN_TYPES = (POSES, "IMAGE", POSE_KEYPOINT)
+    RETURN_NAMES = ("poses", "skeletons", "pose_keypoint")
+    OUTPUT_TOOLTIPS = (
+        "Reference + driving poses on the generation canvas; feed every DisPose node from here.",
+        "Rendered skeletons, one per frame (reference first).",
+        "The same poses in comfyui_controlnet_aux's POSE_KEYPOINT format.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict:
+        return {
+            "required": {
+                "reference_image": ("IMAGE", {"tooltip": "The image of the person to animate (one image)."}),
+                "resolution": ("INT", {
+                    "default": pipeline.RESOLUTION, "min": 64, "max": 2048, "step": 8,
+                    "tooltip": "Short side of the generation canvas; the long side follows 9:16 "
+                               "(rounded down to 64). 576 is what MimicMotion/DisPose were trained at."}),
+                "align": ("BOOLEAN", {
+                    "default": True,
+                    "tooltip": "Scale and shift the driving poses onto the reference body "
+                               "(official behaviour). Off: use the driving poses as they are."}),
+            },
+            "optional": {
+                "driving_frames": ("IMAGE", {"tooltip": "Frames of the driving video (an IMAGE batch, "
+                                                        "e.g. from LoadVideo + Get Video Components)."}),
+                "dwpose_model": (DWPOSE_MODEL, {"tooltip": "From DWPose Loader (DisPose). Not needed "
+                                                           "when pose_keypoint is connected."}),
+                "pose_keypoint": (POSE_KEYPOINT, {
+                    "tooltip": "Instead of running DWPose: keypoints from comfyui_controlnet_aux "
+                               "(DWPose/OpenPose estimator), reference image first, then the driving frames."}),
+            },
+        }
+
+    def run(self, reference_image: torch.Tensor, resolution: int, align: bool,
+            driving_frames: torch.Tensor | None = None, dwpose_model: DWPoseFiles | None = None,
+            pose_keypoint: list | None = None) -> tuple:
+        with stage():
+            if pose_keypoint is not None:
+                poses, skeletons = pipeline.poses_from_keypoints(
+                    pose_keypoint, reference_image, resolution=resolution, align=align)
+            elif dwpose_model is None or driving_frames is None:
+                raise InputError("DWPose Extract needs driving_frames and a dwpose_model (DWPose Loader), "
+                                 "or a pose_keypoint input. Connect one of them.")
+            else:
+                poses, skeletons = self._detect(dwpose_model, reference_image, driving_frames, resolution, align)
+            return poses, skeletons, pipeline.pose_keypoints(poses)
+
+    @staticmethod
+    def _detect(files: DWPoseFiles, reference: torch.Tensor, frames: torch.Tensor,
+                resolution: int, align: bool) -> tuple:
+        from ..dispose_core.pose.dwpose import load_dwpose
+
+        detector = load_dwpose(files.detector, files.pose, providers=bridge.onnx_providers())
+        try:
+            return pipeline.extract_poses(
+                detector, reference, frames, resolution=resolution, align=align,
+                progress=bridge.progress_bar(frames.shape[0] + 1), should_stop=bridge.should_stop)
+        finally:
+            del detector
+            bridge.free_memory()
