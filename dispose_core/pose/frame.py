@@ -1,0 +1,97 @@
+"""All people of one image in the layout the official DWposeDetector returns.
+
+The official pipeline passes a dict ``{bodies: {candidate, subset, score}, hands, hands_score,
+faces, faces_score}`` per image; alignment and drawing operate on it with all people. We keep the
+same arrays (normalised coordinates) in a small dataclass so the golden cases can be checked
+field by field, and convert to/from our one-person-per-frame PoseSequence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..types import PoseSequence
+
+VISIBLE_SCORE = 0.3  # body point visible when its score is strictly above this
+BODY = slice(0, 18)
+FACE = slice(24, 92)
+LEFT_HAND = slice(92, 113)
+RIGHT_HAND = slice(113, 134)
+
+
+@dataclass
+class PoseFrame:
+    """One image's people. ``n`` people; hands are all left hands, then all right hands."""
+
+    candidate: np.ndarray  # (n*18, 2) normalised xy
+    subset: np.ndarray  # (n, 18) 18*person+j when score > 0.3, else -1
+    score: np.ndarray  # (n, 18)
+    hands: np.ndarray  # (2n, 21, 2)
+    hands_score: np.ndarray  # (2n, 21)
+    faces: np.ndarray  # (n, 68, 2)
+    faces_score: np.ndarray  # (n, 68)
+
+    @property
+    def num_people(self) -> int:
+        return int(self.subset.shape[0])
+
+    @classmethod
+    def from_keypoints(cls, keypoints: np.ndarray, scores: np.ndarray, height: int, width: int) -> "PoseFrame":
+        """From the 134-point OpenPose-ordered whole-body output in pixels of a (height, width) image."""
+        kps = keypoints / np.array([float(width), float(height)])
+        n = kps.shape[0]
+        body_score = scores[:, BODY]
+        index = 18 * np.arange(n)[:, None] + np.arange(18)[None, :]
+        return cls(
+            candidate=kps[:, BODY].reshape(n * 18, 2).copy(),
+            subset=np.where(body_score > VISIBLE_SCORE, index, -1).astype(body_score.dtype),
+            score=body_score.copy(),
+            hands=np.concatenate([kps[:, LEFT_HAND], kps[:, RIGHT_HAND]], 0),
+            hands_score=np.concatenate([scores[:, LEFT_HAND], scores[:, RIGHT_HAND]], 0),
+            faces=kps[:, FACE].copy(),
+            faces_score=scores[:, FACE].copy(),
+        )
+
+    @classmethod
+    def from_sequence(cls, poses: PoseSequence, frame: int) -> "PoseFrame":
+        """The one person of ``poses`` at ``frame`` (subset j or -1 equals 18*0+j for one person)."""
+        return cls(
+            candidate=poses.body[frame],
+            subset=poses.body_subset[frame][None],
+            score=poses.body_score[frame][None],
+            hands=poses.hands[frame],
+            hands_score=poses.hands_score[frame],
+            faces=poses.faces[frame][None],
+            faces_score=poses.faces_score[frame][None],
+        )
+
+    def person(self, i: int) -> dict[str, np.ndarray]:
+        """Person ``i`` as PoseSequence fields (hands [left, right], subset j or -1)."""
+        n = self.num_people
+        subset = self.subset[i]
+        return {
+            "body": self.candidate[18 * i:18 * i + 18],
+            "body_score": self.score[i],
+            "body_subset": np.where(subset >= 0, subset - 18 * i, -1).astype(np.float32),
+            "hands": self.hands[[i, n + i]],
+            "hands_score": self.hands_score[[i, n + i]],
+            "faces": self.faces[i],
+            "faces_score": self.faces_score[i],
+        }
+
+    def bodies(self) -> np.ndarray:
+        """(n, 18, 2) body points per person."""
+        return self.candidate.reshape(-1, 18, 2)
+
+    def mapped(self, scale: np.ndarray, offset: np.ndarray) -> "PoseFrame":
+        """Every coordinate (bodies, hands, faces; visible or not) mapped by ``xy * scale + offset``."""
+        return PoseFrame(
+            candidate=self.candidate * scale + offset,
+            subset=self.subset,
+            score=self.score,
+            hands=self.hands * scale + offset,
+            hands_score=self.hands_score,
+            faces=self.faces * scale + offset,
+            faces_score=self.faces_score,
+        )
