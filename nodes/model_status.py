@@ -1,0 +1,42 @@
+"""Server route for the frontend's model-files panel: ``GET /dispose/models``.
+
+The report itself is host-independent (``dispose_core.loading.model_status``); this module only
+supplies ComfyUI's search directories per folder (including extra_model_paths.yaml entries) and
+adds the route to ComfyUI's PromptServer, which serves it at ``/dispose/models`` and
+``/api/dispose/models``. The disk is checked on every request, so the panel's refresh shows files
+copied in while ComfyUI runs.
+"""
+from __future__ import annotations
+
+from ..dispose_core.loading.layout import MODEL_FOLDERS
+from ..dispose_core.loading.model_status import status_report
+from .comfy_bridge import IN_COMFY, folder_dirs
+
+ROUTE = "/dispose/models"
+
+
+def models_report() -> dict:
+    """Status of every model file of the pack, as the route returns it."""
+    return status_report({folder: folder_dirs(folder) for folder in MODEL_FOLDERS})
+
+
+def register_routes() -> bool:
+    """Add the route to the running PromptServer once; False when there is no server (tests, CLI)."""
+    if not IN_COMFY:
+        return False
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:
+        return False
+    server = getattr(PromptServer, "instance", None)
+    if server is None:
+        return False
+    if any(getattr(r, "path", None) == ROUTE for r in server.routes):
+        return True
+
+    @server.routes.get(ROUTE)
+    async def dispose_models(request: web.Request) -> web.Response:
+        return web.json_response(models_report())
+
+    return True

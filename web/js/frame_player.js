@@ -1,0 +1,106 @@
+// Plays the preview frames of a DisPose node (skeletons, motion fields, dense flow,
+// correspondences) as an animation: when a DisPose node's executed output carries several
+// images, a player widget appears with play/pause, a frame slider and the frame number.
+// Only documented hooks are used: beforeRegisterNodeDef (chaining onExecuted/onRemoved),
+// addDOMWidget, api.apiURL.
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+
+const EXTENSION = "DisPose.FramePlayer";
+const WIDGET = "dispose_frame_player";
+const FPS = 8;
+
+function frameURL(image) {
+  const q = new URLSearchParams({ filename: image.filename, type: image.type ?? "temp",
+    subfolder: image.subfolder ?? "" });
+  return api.apiURL(`/view?${q}`);
+}
+
+// One player per node: owns its <img>, controls and timer; nothing global.
+class FramePlayer {
+  constructor(node) {
+    this.frames = [];
+    this.index = 0;
+    this.timer = null;
+    this.root = document.createElement("div");
+    this.root.className = "dispose-frame-player";
+    Object.assign(this.root.style, { display: "flex", flexDirection: "column", gap: "4px", width: "100%" });
+    this.img = document.createElement("img");
+    Object.assign(this.img.style, { width: "100%", height: "180px", objectFit: "contain", background: "#000" });
+    const bar = document.createElement("div");
+    Object.assign(bar.style, { display: "flex", gap: "6px", alignItems: "center", fontSize: "12px" });
+    this.button = document.createElement("button");
+    this.button.className = "dispose-play";
+    this.button.style.minWidth = "56px";
+    this.button.addEventListener("click", () => (this.timer ? this.pause() : this.play()));
+    this.slider = document.createElement("input");
+    Object.assign(this.slider, { type: "range", min: "0", value: "0", step: "1" });
+    this.slider.className = "dispose-frame-slider";
+    this.slider.style.flex = "1";
+    this.slider.addEventListener("input", () => { this.pause(); this.show(Number(this.slider.value)); });
+    this.label = document.createElement("span");
+    this.label.className = "dispose-frame-label";
+    bar.append(this.button, this.slider, this.label);
+    this.root.append(this.img, bar);
+    this.widget = node.addDOMWidget(WIDGET, "dispose_frame_player", this.root, {
+      serialize: false, hideOnZoom: true, getMinHeight: () => (this.frames.length > 1 ? 220 : 0),
+    });
+    this.widget.serialize = false; // not part of widgets_values
+  }
+
+  setFrames(images) {
+    this.frames = images.map(frameURL);
+    for (const url of this.frames) new Image().src = url; // preload for smooth playback
+    this.root.style.display = this.frames.length > 1 ? "flex" : "none";
+    this.slider.max = String(Math.max(this.frames.length - 1, 0));
+    this.show(0);
+    if (this.frames.length > 1) this.play(); else this.pause();
+  }
+
+  show(i) {
+    if (!this.frames.length) return;
+    this.index = ((i % this.frames.length) + this.frames.length) % this.frames.length;
+    this.img.src = this.frames[this.index];
+    this.slider.value = String(this.index);
+    this.label.textContent = `${this.index + 1}/${this.frames.length}`;
+  }
+
+  play() {
+    this.pause();
+    this.timer = setInterval(() => this.show(this.index + 1), 1000 / FPS);
+    this.button.textContent = "\u23F8 pause";
+  }
+
+  pause() {
+    clearInterval(this.timer);
+    this.timer = null;
+    this.button.textContent = "\u25B6 play";
+  }
+}
+
+const players = new WeakMap();
+
+app.registerExtension({
+  name: EXTENSION,
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!(nodeData?.name ?? "").startsWith("DisPose")) return;
+    const onExecuted = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      const result = onExecuted?.apply(this, arguments);
+      const images = message?.images ?? [];
+      let player = players.get(this);
+      if (images.length > 1 && !player) {
+        player = new FramePlayer(this);
+        players.set(this, player);
+      }
+      player?.setFrames(images);
+      if (player) this.setSize?.([this.size[0], Math.max(this.size[1], this.computeSize?.()[1] ?? 0)]);
+      return result;
+    };
+    const onRemoved = nodeType.prototype.onRemoved;
+    nodeType.prototype.onRemoved = function () {
+      players.get(this)?.pause();
+      return onRemoved?.apply(this, arguments);
+    };
+  },
+});
