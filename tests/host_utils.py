@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 from types import ModuleType
 
@@ -20,3 +28,131 @@ def load_pack() -> ModuleType:
     sys.modules[PACK_NAME] = module
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------- a real ComfyUI server
+
+def comfy_checkout() -> Path | None:
+    """The ComfyUI checkout named by COMFYUI_PATH, if any."""
+    path = os.environ.get("COMFYUI_PATH")
+    return Path(path) if path else None
+
+
+def comfy_python(checkout: Path) -> str:
+    """ComfyUI's interpreter: COMFYUI_PYTHON, else a venv inside or next to the checkout."""
+    if os.environ.get("COMFYUI_PYTHON"):
+        return os.environ["COMFYUI_PYTHON"]
+    for venv in (checkout / "venv", checkout / ".venv", checkout.parent / "venv"):
+        if (venv / "bin" / "python").exists():
+            return str(venv / "bin" / "python")
+    return sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    """ComfyUI started as a subprocess on 127.0.0.1 with this pack and its own instance folder
+    (custom_nodes/, models/, input/, output/), like ../shared/comfy-host/run.sh does."""
+
+    def __init__(self, checkout: Path, instance: Path, models_dir: Path, start_timeout: float = 240):
+        self.instance = instance
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client_id = uuid.uuid4().hex
+        for sub in ("custom_nodes", "input", "output", "temp", "user"):
+            (instance / sub).mkdir(parents=True, exist_ok=True)
+        (instance / "custom_nodes" / "comfyui-dispose").symlink_to(REPO, target_is_directory=True)
+        (instance / "models").symlink_to(models_dir, target_is_directory=True)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DIFFUSERS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+        self.log_path = instance / "server.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [comfy_python(checkout), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+             "--base-directory", str(instance), "--database-url", f"sqlite:///{instance}/user/comfyui.db",
+             "--disable-auto-launch", "--disable-api-nodes", "--preview-method", "none", "--log-stdout"],
+            cwd=checkout, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited ({self.proc.returncode}):\n{self.log()[-4000:]}")
+            try:
+                self.get("/object_info/DisPoseDWPoseLoader")
+                break
+            except (OSError, urllib.error.URLError):
+                if time.time() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"ComfyUI did not answer in {start_timeout}s:\n{self.log()[-4000:]}")
+                time.sleep(0.5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def _request(self, path: str, data: dict | None = None) -> tuple[int, object]:
+        body = None if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(self.url + path, data=body,
+                                     headers={"Content-Type": "application/json"} if body else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            raw, status = err.read(), err.code
+        try:
+            return status, json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return status, raw.decode(errors="replace")
+
+    def get(self, path: str) -> object:
+        status, data = self._request(path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status} {data}")
+        return data
+
+    def post(self, path: str, data: dict) -> tuple[int, object]:
+        return self._request(path, data)
+
+    def queue(self, prompt: dict) -> str:
+        """POST /prompt; fails the test on any validation error (also partial ones)."""
+        status, data = self.post("/prompt", {"prompt": prompt, "client_id": self.client_id})
+        if status != 200 or data.get("node_errors"):
+            raise AssertionError(f"/prompt rejected the workflow (HTTP {status}): {json.dumps(data)[:3000]}")
+        return data["prompt_id"]
+
+    def history(self, prompt_id: str) -> dict | None:
+        return self.get(f"/history/{prompt_id}").get(prompt_id)
+
+    def wait(self, prompt_id: str, timeout: float = 300) -> dict:
+        """The /history entry once the prompt finished (success, error or interrupt)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            entry = self.history(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None and (
+                    entry["status"].get("status_str") in ("success", "error")):
+                return entry
+            time.sleep(0.25)
+        self.post("/interrupt", {})
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout}s:\n{self.log()[-3000:]}")
+
+    def is_running(self, prompt_id: str) -> bool:
+        queue = self.get("/queue")
+        return any(item[1] == prompt_id for item in queue.get("queue_running", []))
+
+
+def messages(entry: dict, kind: str) -> list[dict]:
+    """The payloads of one kind of execution message (execution_error, execution_cached, ...)."""
+    return [m[1] for m in entry.get("status", {}).get("messages", []) if m[0] == kind]
