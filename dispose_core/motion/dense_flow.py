@@ -1,0 +1,87 @@
+"""Dense motion field by CMP (golden G3; official ``get_cmp_flow`` + the resize in ``preprocess``).
+
+The reference image is encoded once; the per-frame part runs in batches of driving frames. CMP
+works at 384x384 (any aspect ratio squashed); its flow is brought back to the canvas with legacy
+``nearest`` and scaled by W/384 (x) and H/384 (y), as the official code does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+from ..types import DenseFlow, PoseSequence
+from .cmp import CMPModel, ImageFeatures
+from .sparse_flow import AnchoredFlows, cmp_image, cmp_sparse_flow
+
+
+def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 2, 384, 384) flow -> (N, 2, height, width): legacy nearest, values scaled per axis."""
+    if flow.shape[-2:] == (height, width):
+        return flow
+    out = F.interpolate(flow, size=(height, width), mode="nearest")
+    scale = torch.tensor([width / flow.shape[-1], height / flow.shape[-2]], dtype=out.dtype, device=out.device)
+    return out * scale[:, None, None]
+
+
+@torch.inference_mode()
+def propagate_flow(
+    cmp: CMPModel,
+    features: ImageFeatures,
+    sparse: AnchoredFlows,
+    height: int,
+    width: int,
+    *,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], None] | None = None,
+) -> DenseFlow:
+    """CMP flows of every driving frame from the encoded 384 image and the 384 sparse flow, at (H, W)."""
+    if batch_size < 1:
+        raise InputError(f"CMP batch size {batch_size} is invalid: use 1 or more.")
+    device, dtype = cmp.device, cmp.dtype
+    total = sparse.num_steps
+    out = torch.empty(total, 2, height, width, dtype=torch.float32)
+    for start in range(0, total, batch_size):
+        if should_stop is not None:
+            should_stop()
+        stop = min(start + batch_size, total)
+        flow, mask = sparse.dense(start, stop, device=device, dtype=dtype)
+        dense = cmp.propagate(features, flow, mask)
+        out[start:stop] = resize_flow(dense.float(), height, width).cpu()
+        if progress is not None:
+            progress(stop, total)
+    return DenseFlow(flow=out)
+
+
+def compute_dense_flow(
+    cmp: CMPModel,
+    reference: torch.Tensor,
+    poses: PoseSequence,
+    *,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], None] | None = None,
+    mask_invisible: bool = False,
+) -> DenseFlow:
+    """Dense flow reference -> each driving frame, ``(F-1, 2, H, W)`` float32 canvas pixels (CPU).
+
+    ``reference``: (3, H, W) RGB in [0, 1] at the canvas size of ``poses``. ``progress(done, total)``
+    is called after each batch; ``should_stop()`` before each batch (it raises to interrupt).
+    ``mask_invisible``: see ``sparse_flow`` (off = official behaviour).
+    """
+    if reference.ndim != 3 or tuple(reference.shape[1:]) != (poses.height, poses.width):
+        raise InputError(
+            f"Reference image shape {tuple(reference.shape)} does not match the pose canvas "
+            f"(3, {poses.height}, {poses.width}). Resize the reference to the generation size first."
+        )
+    sparse = cmp_sparse_flow(poses, mask_invisible=mask_invisible)
+    with torch.inference_mode():
+        features = cmp.encode_image(cmp_image(reference)[None].to(device=cmp.device, dtype=cmp.dtype))
+    return propagate_flow(
+        cmp, features, sparse, poses.height, poses.width,
+        batch_size=batch_size, progress=progress, should_stop=should_stop,
+    )
+
