@@ -52,10 +52,14 @@ def single_person_bodies(frames: Sequence[PoseFrame]) -> tuple[list[int], np.nda
 
 
 def fit_alignment(ref_body: np.ndarray, ref_subset: np.ndarray, driving_bodies: np.ndarray,
-                  ref_hw: tuple[int, int], frame_hw: tuple[int, int]) -> Alignment:
+                  ref_hw: tuple[int, int], frame_hw: tuple[int, int],
+                  driving_visible: np.ndarray | None = None) -> Alignment:
     """Fit the official rescale of ``driving_bodies`` (N, 18, 2) onto ``ref_body`` (18, 2).
 
     ``ref_hw`` is the reference canvas (H, W), ``frame_hw`` the driving frames' (fh, fw).
+    Officially driving points enter the fit visible or not (DWPose still places them); pass
+    ``driving_visible`` (N, 18) bool to use only visible ones, for sources such as POSE_KEYPOINT
+    where hidden points have no position.
     """
     points = fit_points(ref_subset)
     if not points:
@@ -63,16 +67,19 @@ def fit_alignment(ref_body: np.ndarray, ref_subset: np.ndarray, driving_bodies: 
                          "aligned to it. Use a reference image that shows the person's body, or turn align off.")
     if len(driving_bodies) == 0:
         raise InputError("No driving frame has a detected person to align. Check the driving video.")
-    ref = ref_body[points]
-    drv = driving_bodies[:, points]
-    ys = drv[:, :, 1].ravel()
-    if not np.all(np.isfinite(ys)) or np.ptp(ys) == 0:
+    ref = np.tile(ref_body[points], (len(driving_bodies), 1))
+    drv = driving_bodies[:, points].reshape(-1, 2)
+    if driving_visible is not None:
+        keep = driving_visible[:, points].ravel()
+        ref, drv = ref[keep], drv[keep]
+    ys = drv[:, 1]
+    if len(ys) < 2 or not np.all(np.isfinite(ys)) or np.ptp(ys) == 0:
         log.warning("Pose alignment skipped: the driving body points have no vertical extent to fit.")
         return Alignment.identity()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.RankWarning)
-        ay, by = np.polyfit(ys, np.tile(ref[:, 1], len(drv)), 1)
+        ay, by = np.polyfit(ys, ref[:, 1], 1)
     (height, width), (fh, fw) = ref_hw, frame_hw
     ax = ay / (fh / fw / height * width)
-    bx = np.mean(np.tile(ref[:, 0], len(drv)) - drv[:, :, 0].ravel() * ax)
+    bx = np.mean(ref[:, 0] - drv[:, 0] * ax)
     return Alignment(np.array([ax, ay]), np.array([bx, by]))
