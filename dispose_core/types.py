@@ -52,6 +52,12 @@ class MotionField:
     def num_frames(self) -> int:
         return int(self.flow.shape[0]) + 1
 
+    def to_image(self, max_magnitude: float | None = None) -> torch.Tensor:
+        """Colour-wheel preview (F-1, H, W, 3) in [0, 1], normalised over the whole field."""
+        from .motion.flow_viz import flow_to_color
+
+        return flow_to_color(self.flow, max_magnitude)
+
 
 @dataclass
 class DenseFlow:
@@ -65,6 +71,12 @@ class DenseFlow:
     @property
     def num_frames(self) -> int:
         return int(self.flow.shape[0]) + 1
+
+    def to_image(self, max_magnitude: float | None = None) -> torch.Tensor:
+        """Colour-wheel preview (F-1, H, W, 3) in [0, 1], normalised over the whole field."""
+        from .motion.flow_viz import flow_to_color
+
+        return flow_to_color(self.flow, max_magnitude)
 
 
 @dataclass
