@@ -46,6 +46,16 @@ def _crop_offset(size: int, crop: int) -> int:
     return int(round((size - crop) / 2.0))
 
 
+def cover_crop(height: int, width: int, target_h: int, target_w: int) -> tuple[int, int, int, int]:
+    """(resized H, resized W, crop top, crop left) of ``fit_to_canvas`` for an image of this size.
+
+    Lets keypoints found on the original image follow the image onto the canvas:
+    ``x_canvas = x_original * resized_W / width - left`` (same for y).
+    """
+    rh, rw = cover_size(height, width, target_h, target_w)
+    return rh, rw, _crop_offset(rh, target_h), _crop_offset(rw, target_w)
+
+
 def fit_to_canvas(image: np.ndarray | torch.Tensor, height: int, width: int) -> np.ndarray | torch.Tensor:
     """Cover-resize and center-crop one image (H, W, 3) to ``height`` x ``width``.
 
@@ -58,12 +68,11 @@ def fit_to_canvas(image: np.ndarray | torch.Tensor, height: int, width: int) -> 
     tensor = torch.from_numpy(np.ascontiguousarray(image)) if is_numpy else image
     dtype = tensor.dtype
     h, w = int(tensor.shape[0]), int(tensor.shape[1])
-    rh, rw = cover_size(h, w, height, width)
+    rh, rw, top, left = cover_crop(h, w, height, width)
     x = tensor.permute(2, 0, 1)[None]
     x = x.float() if not x.is_floating_point() else x
     if (rh, rw) != (h, w):
         x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=False)
-    top, left = _crop_offset(rh, height), _crop_offset(rw, width)
     x = x[0, :, top:top + height, left:left + width].permute(1, 2, 0)
     if not dtype.is_floating_point:
         x = x.round().clamp(0, 255)
