@@ -1,14 +1,17 @@
-// Plays the preview frames of a DisPose node (skeletons, motion fields, dense flow,
+// Plays the preview frames of DisPose stages (skeletons, motion fields, dense flow,
 // correspondences) as an animation: when a DisPose node's executed output carries several
-// images, a player widget appears with play/pause, a frame slider and the frame number.
-// Only documented hooks are used: beforeRegisterNodeDef (chaining onExecuted/onRemoved),
-// addDOMWidget, api.apiURL.
+// images, or a Preview Image / Save Image node shows several images coming from a DisPose
+// node's preview output, a player widget appears with play/pause, a frame slider and the frame
+// number. Only documented hooks are used: beforeRegisterNodeDef (chaining onExecuted/onRemoved),
+// addDOMWidget, getInputNode, api.apiURL.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
 const EXTENSION = "DisPose.FramePlayer";
 const WIDGET = "dispose_frame_player";
 const FPS = 8;
+const VIEWERS = new Set(["PreviewImage", "SaveImage"]); // core nodes that display IMAGE batches
+const isOurs = (type) => (type ?? "").startsWith("DisPose");
 
 function frameURL(image) {
   const q = new URLSearchParams({ filename: image.filename, type: image.type ?? "temp",
@@ -83,10 +86,12 @@ const players = new WeakMap();
 app.registerExtension({
   name: EXTENSION,
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!(nodeData?.name ?? "").startsWith("DisPose")) return;
+    const viewer = VIEWERS.has(nodeData?.name);
+    if (!viewer && !isOurs(nodeData?.name)) return;
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       const result = onExecuted?.apply(this, arguments);
+      if (viewer && !isOurs(this.getInputNode?.(0)?.type)) return result;
       const images = message?.images ?? [];
       let player = players.get(this);
       if (images.length > 1 && !player) {

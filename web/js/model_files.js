@@ -103,7 +103,7 @@ async function showDialog(focus = null) {
     el("code", {}, "extra_model_paths.yaml"), " are searched too."),
   el("div", { style: { display: "flex", gap: "8px", justifyContent: "flex-end" } },
     el("button", { class: "dispose-refresh", onclick: () => showDialog(focus) }, "Refresh"),
-    el("button", { class: "dispose-close", onclick: () => dialog.close() }, "Close")));
+    el("button", { class: "dispose-close", autofocus: "", onclick: () => dialog.close() }, "Close")));
   for (const td of dialog.querySelectorAll("td, th")) td.style.padding = "4px 12px 4px 0";
   dialog.addEventListener("close", () => dialog.remove());
   document.body.append(dialog);

@@ -1,0 +1,420 @@
+"""The pack in the real ComfyUI frontend, driven in headless Debian Chromium.
+
+A real ComfyUI server (``COMFYUI_PATH``) is started with this pack and a models folder that lacks
+one file; the frontend (the one ComfyUI ships) then loads every UI workflow in ``workflows/``, and
+we check: no node type missing or marked invalid, our two frontend extensions registered, the
+model-files dialog names the missing file, the status button of the affected loader says so, and
+the frame player animates a multi-image output. A screenshot of the main workflow is kept
+(``DISPOSE_SCREENSHOT_DIR`` to copy it somewhere, e.g. docs/images for the README).
+
+The test runner's Python may lack playwright, so the browser part runs as a subprocess with the
+ComfyUI host's Python (this same file, ``--drive``). Skipped, with the reason, when there is no
+ComfyUI, no Chromium or no playwright.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACK_DIR_NAME = "comfyui-dispose"
+MISSING_KEY = "cmp"  # the model file left out of the models folder
+MAIN_WORKFLOW = "dispose_mimicmotion"
+EXTENSIONS = ("DisPose.ModelFiles", "DisPose.FramePlayer")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+pytestmark = pytest.mark.browser
+
+
+# --------------------------------------------------------------------------- pytest side
+def _host_python(comfy: Path) -> str:
+    """ComfyUI's own interpreter: COMFYUI_PYTHON, else a venv next to the checkout, else ours."""
+    if os.environ.get("COMFYUI_PYTHON"):
+        return os.environ["COMFYUI_PYTHON"]
+    for cand in (comfy.parent / "venv" / "bin" / "python", comfy / "venv" / "bin" / "python"):
+        if cand.exists():
+            return str(cand)
+    return sys.executable
+
+
+def _requirements() -> tuple[Path, str]:
+    comfy = os.environ.get("COMFYUI_PATH")
+    if not comfy or not (Path(comfy) / "main.py").is_file():
+        pytest.skip("set COMFYUI_PATH to a ComfyUI checkout (see README, 'Running the tests')")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+    py = _host_python(Path(comfy))
+    probe = subprocess.run([py, "-c", "import playwright.sync_api"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"python playwright is not installed for {py} (pip install playwright; "
+                    "no browser download needed, Chromium comes from the system)")
+    return Path(comfy), py
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _models_without(root: Path, missing_key: str) -> Path:
+    """A models folder with a placeholder for every model except one (presence is what is checked)."""
+    from dispose_core.loading.layout import MODEL_FILES
+    from dispose_core.loading.model_status import DIFFUSERS_PARTS
+
+    for m in MODEL_FILES:
+        if m.key == missing_key:
+            (root / m.folder).mkdir(parents=True, exist_ok=True)
+            continue
+        target = m.path_in(root)
+        if m.is_dir:
+            for part in DIFFUSERS_PARTS.get(m.key, ()):
+                (target / part).mkdir(parents=True, exist_ok=True)
+            (target / "model_index.json").write_text("{}")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"placeholder")
+    return root
+
+
+def _start_server(comfy: Path, py: str, inst: Path, port: int) -> subprocess.Popen:
+    for sub in ("custom_nodes", "input", "output", "temp", "user"):
+        (inst / sub).mkdir(parents=True, exist_ok=True)
+    (inst / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1",
+               PYTHONUNBUFFERED="1")
+    log = open(inst / "server.log", "w")
+    proc = subprocess.Popen(
+        [py, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+         "--base-directory", str(inst), "--database-url", f"sqlite:///{inst}/comfyui.db",
+         "--disable-auto-launch", "--disable-api-nodes", "--preview-method", "none"],
+        cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited:\n{(inst / 'server.log').read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info", timeout=5).read()
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"ComfyUI did not answer in time:\n{(inst / 'server.log').read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    comfy, py = _requirements()
+    inst = tmp_path_factory.mktemp("comfy_instance")
+    _models_without(inst / "models", MISSING_KEY)
+    port = _free_port()
+    proc = _start_server(comfy, py, inst, port)
+    try:
+        log = (inst / "server.log").read_text()
+        assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in log, log[-4000:]
+        out = tmp_path_factory.mktemp("browser")
+        workflows = sorted(str(p) for p in (REPO / "workflows").glob("*.json")
+                           if not p.name.endswith("_api.json"))
+        run = subprocess.run([py, __file__, "--drive", "--port", str(port), "--out", str(out),
+                              "--temp-dir", str(inst / "temp"), *workflows],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, f"browser driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        result = json.loads((out / "report.json").read_text())
+        result["workflow_files"] = workflows
+        result["out"] = str(out)
+        if os.environ.get("DISPOSE_SCREENSHOT_DIR"):
+            dest = Path(os.environ["DISPOSE_SCREENSHOT_DIR"])
+            dest.mkdir(parents=True, exist_ok=True)
+            for png in out.glob("*.png"):
+                shutil.copy(png, dest / png.name)
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_extensions_registered_and_served(report):
+    for name in EXTENSIONS:
+        assert name in report["extensions"], report["extensions"]
+    served = [u for u in report["server_extensions"] if PACK_DIR_NAME in u]
+    assert any(u.endswith("model_files.js") for u in served) and any(u.endswith("frame_player.js") for u in served)
+    assert not report["extension_errors"], report["extension_errors"]
+    assert not report["page_errors"], report["page_errors"]
+
+
+def test_every_ui_workflow_loads_without_missing_or_invalid_nodes(report):
+    assert report["workflow_files"], "no UI workflows in workflows/"
+    loaded = {w["file"]: w for w in report["workflows"]}
+    for path in report["workflow_files"]:
+        res = loaded[path]
+        assert res["nodes"], f"{path}: empty graph"
+        assert not res["missing"], f"{path}: missing node types {res['missing']}"
+        assert not res["invalid"], f"{path}: invalid/placeholder nodes {res['invalid']}"
+        assert not [t for t in res["toasts"] if "Invalid workflow" in t], res["toasts"]
+        assert any(n["type"].startswith("DisPose") for n in res["nodes"]), f"{path}: none of our nodes"
+
+
+def test_model_panel_names_the_missing_file(report):
+    from dispose_core.loading.layout import BY_KEY
+
+    missing = BY_KEY[MISSING_KEY]
+    panel = report["panel"]
+    assert [r["name"] for r in panel["rows"] if not r["found"]] == [missing.name]
+    assert len(panel["rows"]) == len(report["models_route"]["models"])
+    assert missing.name in panel["summary"] and missing.folder in panel["text"]
+    assert missing.source.split(" ")[0] in panel["links"]
+    focused = report["focused_panel"]
+    assert focused["title"].endswith(missing.used_by)
+    assert [r["name"] for r in focused["rows"]] == [m.name for m in BY_KEY.values() if m.used_by == missing.used_by]
+
+
+def test_loader_status_buttons(report):
+    labels = report["status_labels"]
+    assert labels, "no DisPose loader node in the main workflow"
+    for node_type, label in labels.items():
+        if node_type == "DisPoseCMPLoader":
+            assert "1 of 1 missing" in label, label
+        else:
+            assert "all" in label and "found" in label, (node_type, label)
+
+
+def test_frame_player_animates_multi_image_output(report):
+    player = report["player"]
+    assert player["present"] and player["frames"] == 3
+    assert not player["on_unrelated_viewer"], "player added to a preview not fed by a DisPose node"
+    assert player["loaded"], "frame image did not load from /view"
+    assert len(set(player["labels_seen"])) >= 2, player  # it advanced by itself
+    assert player["after_pause"] == player["after_pause_later"], "pause did not stop playback"
+    assert player["slider_label"] == "2/3"
+
+
+def test_main_workflow_screenshot(report):
+    shot = Path(report["out"]) / f"{MAIN_WORKFLOW}.png"
+    assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+# --------------------------------------------------------------------------- browser side
+# Run with ComfyUI's Python: python tests/test_browser_ui.py --drive --port P --out DIR WF.json...
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
+            "Comfy.Validation.Workflows": True, "Comfy.Canvas.NavigationMode": "legacy",
+            "Comfy.Minimap.Visible": False, "LiteGraph.Canvas.MinFontSizeForLOD": 4,
+            # frontend 1.27.10 throws on first load unless these two already hold these values
+            "Comfy.Canvas.LeftMouseClickBehavior": "panning", "Comfy.Canvas.MouseWheelScroll": "zoom"}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--mute-audio"]
+
+READY_JS = """() => !!(window.app && window.app.graph && window.LiteGraph &&
+    Object.keys(window.LiteGraph.registered_node_types || {}).length > 0)"""
+
+CAPTURE_JS = """() => window.app.registerExtension({
+  name: "DisPose.test.capture",
+  afterConfigureGraph(missing) {
+    window.__missing = (missing || []).map(m => typeof m === "string" ? m : m.type); },
+})"""
+
+LOAD_JS = """async ([wf, name]) => {
+  window.__missing = [];
+  await window.app.loadGraphData(wf, true, true, name, {showMissingNodesDialog: true});
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const known = window.LiteGraph.registered_node_types;
+  const g = window.app.graph;
+  return {
+    missing: [...new Set(window.__missing)],
+    invalid: g.nodes.filter(n => !(n.type in known) || n.has_errors).map(n => `${n.id}:${n.type}`),
+    nodes: g.nodes.map(n => ({id: n.id, type: n.type})),
+    toasts: [...document.querySelectorAll(".p-toast-message")].map(e => e.innerText.trim()),
+  };
+}"""
+
+STATUS_JS = """async () => {
+  await new Promise(r => setTimeout(r, 300));
+  const out = {};
+  for (const n of window.app.graph.nodes) {
+    const w = (n.widgets || []).find(w => w.name === "dispose_model_files");
+    if (w) out[n.type] = w.label;
+  }
+  return out;
+}"""
+
+FRAME_JS = """() => {  // zoom so that the whole graph fills the canvas; return its screen box
+  const c = window.app.canvas, pad = 24;
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const n of window.app.graph.nodes) {
+    x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 30);  // 30: title bar
+    x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
+  }
+  const r = c.canvas.getBoundingClientRect();
+  const scale = Math.min((r.width - 2 * pad) / (x1 - x0), (r.height - 2 * pad) / (y1 - y0), 1);
+  c.ds.scale = scale;
+  c.ds.offset = [pad / scale - x0, pad / scale - y0];
+  c.setDirty(true, true);
+  return {x: r.left, y: r.top, width: Math.min(r.width, (x1 - x0) * scale + 2 * pad),
+          height: Math.min(r.height, (y1 - y0) * scale + 2 * pad)};
+}"""
+
+PANEL_JS = """async () => {
+  const d = await new Promise(async (resolve) => {
+    for (let i = 0; i < 100; i++) {
+      const d = document.getElementById("dispose-model-files");
+      if (d && d.open) return resolve(d);
+      await new Promise(r => setTimeout(r, 100));
+    }
+    resolve(null);
+  });
+  if (!d) return null;
+  return {
+    title: d.querySelector("h3").innerText,
+    summary: d.querySelector(".dispose-summary").innerText,
+    text: d.innerText,
+    rows: [...d.querySelectorAll("tbody tr")].map(r => ({name: r.dataset.name,
+        found: r.classList.contains("dispose-found")})),
+    links: [...d.querySelectorAll("a")].map(a => a.href),
+  };
+}"""
+
+OPEN_FOCUSED_JS = """() => {
+  const n = window.app.graph.nodes.find(n => n.type === "DisPoseCMPLoader") ||
+            window.app.graph.add(window.LiteGraph.createNode("DisPoseCMPLoader"));
+  const w = n.widgets.find(w => w.name === "dispose_model_files");
+  w.callback(w, window.app.canvas, n);
+}"""
+
+PLAYER_JS = """async (images) => {
+  const wait = ms => new Promise(r => setTimeout(r, ms));
+  const add = (type) => { const n = window.LiteGraph.createNode(type); window.app.graph.add(n); return n; };
+  const field = add("DisPoseSparseMotionField"), viewer = add("PreviewImage"), other = add("PreviewImage");
+  field.connect(1, viewer, 0);  // the stage's preview IMAGE output into a core Preview Image node
+  viewer.onExecuted({images});
+  other.onExecuted({images});   // not fed by a DisPose node: no player
+  const player = (n) => (n.widgets || []).find(w => w.name === "dispose_frame_player");
+  const el = player(viewer)?.element;
+  if (!el) return {present: false};
+  const seen = [];
+  for (let i = 0; i < 10; i++) { await wait(130); seen.push(el.querySelector(".dispose-frame-label").textContent); }
+  const img = el.querySelector("img");
+  const res = {present: true, frames: Number(el.querySelector(".dispose-frame-slider").max) + 1,
+               loaded: img.complete && img.naturalWidth > 0, labels_seen: seen,
+               on_unrelated_viewer: !!player(other)};
+  el.querySelector(".dispose-play").click();
+  res.after_pause = el.querySelector(".dispose-frame-label").textContent;
+  await wait(400);
+  res.after_pause_later = el.querySelector(".dispose-frame-label").textContent;
+  const s = el.querySelector(".dispose-frame-slider");
+  s.value = "1"; s.dispatchEvent(new Event("input"));
+  res.slider_label = el.querySelector(".dispose-frame-label").textContent;
+  window.app.canvas.centerOnNode?.(viewer);
+  return res;
+}"""
+
+
+def _http_json(url: str, data=None):
+    req = urllib.request.Request(url, data=None if data is None else json.dumps(data).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=15) as r:
+        body = r.read()
+    return json.loads(body) if body else None
+
+
+def _write_frames(temp_dir: Path) -> list[dict]:
+    """Three small distinct PNG frames in the server's temp dir, as a node's ui output lists them."""
+    from PIL import Image
+
+    frames = []
+    for i, color in enumerate([(220, 40, 40), (40, 200, 40), (40, 40, 220)]):
+        name = f"dispose_player_test_{i}.png"
+        Image.new("RGB", (64, 48), color).save(temp_dir / name)
+        frames.append({"filename": name, "subfolder": "", "type": "temp"})
+    return frames
+
+
+def drive(port: int, out: Path, temp_dir: Path, workflows: list[str]) -> dict:
+    from urllib.parse import urlparse
+
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://127.0.0.1:{port}"
+    _http_json(base + "/settings", SETTINGS)
+    rep = {"server_extensions": _http_json(base + "/extensions"),
+           "models_route": _http_json(base + "/api/dispose/models"),
+           "console_errors": [], "page_errors": [], "blocked": [], "workflows": []}
+    frames = _write_frames(temp_dir)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 3000, "height": 1200})
+
+        def route(r):
+            if urlparse(r.request.url).hostname in ("127.0.0.1", "localhost") or \
+                    r.request.url.startswith(("data:", "blob:")):
+                r.continue_()
+            else:  # the frontend asks api.comfy.org for node badges; nothing may leave the machine
+                rep["blocked"].append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("console", lambda m: rep["console_errors"].append(
+            {"text": m.text, "url": (m.location or {}).get("url", "")}) if m.type == "error" else None)
+        page.on("pageerror", lambda e: rep["page_errors"].append(str(e)))
+        page.goto(base + "/", wait_until="domcontentloaded")
+        page.wait_for_function(READY_JS, timeout=120_000)
+        page.wait_for_timeout(500)
+        rep["extensions"] = page.evaluate("() => window.app.extensions.map(e => e.name)")
+        page.evaluate(CAPTURE_JS)
+        for path in workflows:
+            page.keyboard.press("Escape")
+            page.evaluate("() => document.querySelectorAll('.p-toast-message').forEach(e => e.remove())")
+            res = page.evaluate(LOAD_JS, [json.loads(Path(path).read_text()), Path(path).name])
+            res["file"] = path
+            rep["workflows"].append(res)
+            if Path(path).stem == MAIN_WORKFLOW:
+                rep["status_labels"] = page.evaluate(STATUS_JS)
+                clip = page.evaluate(FRAME_JS)
+                page.wait_for_timeout(800)
+                page.screenshot(path=str(out / f"{MAIN_WORKFLOW}.png"), clip=clip)
+        # all models, through the command the menu entry runs
+        page.evaluate("() => window.app.extensionManager.command.execute('DisPose.ShowModelFiles')")
+        rep["panel"] = page.evaluate(PANEL_JS)
+        page.locator("#dispose-model-files").screenshot(path=str(out / "model_files_panel.png"))
+        page.click("#dispose-model-files .dispose-close")
+        # one loader's models, through its status button
+        page.evaluate(OPEN_FOCUSED_JS)
+        rep["focused_panel"] = page.evaluate(PANEL_JS)
+        page.click("#dispose-model-files .dispose-close")
+        rep["player"] = page.evaluate(PLAYER_JS, frames)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / "frame_player.png"))
+        browser.close()
+    rep["extension_errors"] = [c for c in rep["console_errors"]
+                               if PACK_DIR_NAME in c["text"] + c["url"]]
+    return rep
+
+
+def _main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--drive", action="store_true")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--temp-dir", type=Path, required=True)
+    ap.add_argument("workflows", nargs="*")
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    rep = drive(a.port, a.out, a.temp_dir, a.workflows)
+    (a.out / "report.json").write_text(json.dumps(rep, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
