@@ -84,3 +84,21 @@ def test_unregistered_folder_searches_nothing():
     report = status_report({})
     assert report["missing"] == len(MODEL_FILES)
     assert all(r["searched"] == [] for r in report["models"])
+
+
+def test_route_module_reports_the_bridge_folders(tmp_path, monkeypatch):
+    """nodes/model_status.py outside ComfyUI: the report covers the bridge's folders, no route."""
+    import importlib
+
+    from host_utils import load_pack
+
+    load_pack()
+    bridge = importlib.import_module("comfyui_dispose_pack.nodes.comfy_bridge")
+    route = importlib.import_module("comfyui_dispose_pack.nodes.model_status")
+    monkeypatch.setattr(bridge, "_fallback_dirs", {})
+    _populate(tmp_path, skip="dispose")
+    bridge.set_model_dirs(tmp_path)
+    report = route.models_report()
+    assert [r["name"] for r in report["models"] if not r["found"]] == ["DisPose.pth"]
+    assert report["models"][0]["searched"] == [str(tmp_path / MODEL_FILES[0].folder)]
+    assert route.register_routes() is False  # no PromptServer here
