@@ -181,3 +181,31 @@ def test_wrong_session_shapes_rejected():
     pose = FakeSession((1, 3, 384, 288), [(1, 133, 576), (1, 133, 768)], [])
     with pytest.raises(ModelFileError, match="8400, 6"):
         DWPose(det, pose)
+
+
+def test_swapped_files_are_rejected_with_shapes(tiny_models_dir):
+    det = tiny_models_dir / "dwpose" / "yolox_l.onnx"
+    pose = tiny_models_dir / "dwpose" / "dw-ll_ucoco_384.onnx"
+    with pytest.raises(ModelFileError, match=r"'dw-ll_ucoco_384.onnx' is not the expected DWPose model.*\[1, 3, 384, 288\]"):
+        load_dwpose(pose, det, providers=["CPUExecutionProvider"])
+
+
+def test_tiny_models_load_and_find_one_person(tiny_models_dir):
+    model = load_dwpose(tiny_models_dir / "dwpose" / "yolox_l.onnx", tiny_models_dir / "dwpose" / "dw-ll_ucoco_384.onnx")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 512, 288, 3), dtype=np.uint8)
+    people = model(list(frames))
+    assert [len(p.boxes) for p in people] == [1, 1]
+    assert people[0].keypoints.shape == (1, 134, 2) and (people[0].scores[0, :18] > 0.3).all()
+    x0, y0, x1, y1 = people[0].boxes[0]
+    assert 0 <= x0 < x1 <= 288 and 0 <= y0 < y1 <= 512
+
+
+def test_default_providers_prefer_cuda(monkeypatch):
+    import onnxruntime as ort
+
+    from dispose_core.pose.dwpose import default_providers
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider", "CUDAExecutionProvider"])
+    assert default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert default_providers() == ["CPUExecutionProvider"]

@@ -153,3 +153,18 @@ def test_no_person_errors():
         run(image(REF_HW, person(5, 5, 60, 120)), [image(FRAME_HW), image(FRAME_HW)])
     with pytest.raises(InputError, match="uint8"):
         extract_poses(ScriptedDetector(None, []), np.zeros(REF_HW + (3,), np.float32), np.zeros((1, 4, 4, 3), np.uint8))
+
+
+def test_end_to_end_on_tiny_onnx_models(tiny_models_dir):
+    from dispose_core.pose.dwpose import load_dwpose
+    from dispose_core.pose.render import render_poses
+
+    model = load_dwpose(tiny_models_dir / "dwpose" / "yolox_l.onnx", tiny_models_dir / "dwpose" / "dw-ll_ucoco_384.onnx")
+    rng = np.random.default_rng(1)
+    reference = rng.integers(0, 256, (256, 144, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, (3, 160, 96, 3), dtype=np.uint8)
+    poses = extract_poses(model, reference, frames, batch_size=2)
+    assert poses.num_frames == 4 and (poses.height, poses.width) == (256, 144) and poses.filled_frames == ()
+    assert (poses.body_subset >= 0).sum() > 40 and np.isfinite(poses.body).all()
+    images = render_poses(poses)
+    assert images.shape == (4, 256, 144, 3) and images.any(axis=(1, 2, 3)).all()
