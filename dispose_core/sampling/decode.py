@@ -9,11 +9,12 @@ import torch
 @torch.no_grad()
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
                    on_chunk: Callable[[], None] | None = None) -> torch.Tensor:
-    """(F,4,h,w) latents -> (F,3,H,W) float32 raw decoder output (about [-1,1]).
+    """(F,4,h,w) latents -> (F,3,H,W) float32 raw decoder output (about [-1,1]) on the CPU.
 
     SVD's temporal decoder mixes the frames of one call, so the result depends on ``chunk_size``
     (kept as the official pipeline: consecutive chunks, ``num_frames`` = chunk length). Only one
-    chunk's activations exist at a time; each decoded chunk goes to the latents' device as float32.
+    chunk's activations exist at a time; each decoded chunk goes to the CPU as float32 (frames
+    of a long video would not fit beside the models on a GPU).
     ``on_chunk`` runs after every chunk (progress, interruption).
     """
     scaling = vae.config.scaling_factor
@@ -23,7 +24,7 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
     for start in range(0, latents.shape[0], chunk_size):
         chunk = (latents[start:start + chunk_size] * (1.0 / scaling)).to(device=device, dtype=dtype)
         out = vae.decode(chunk, num_frames=chunk.shape[0]).sample
-        frames.append(out.to(device=latents.device, dtype=torch.float32))
+        frames.append(out.to(device="cpu", dtype=torch.float32))
         if on_chunk is not None:
             on_chunk()
     return torch.cat(frames)

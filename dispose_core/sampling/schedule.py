@@ -33,6 +33,10 @@ class EulerSchedule:
         """Scale of the initial noise: sqrt(sigma_max^2 + 1) ("leading" spacing in diffusers)."""
         return (self.sigmas.max() ** 2 + 1) ** 0.5
 
+    def to(self, device: torch.device | str) -> EulerSchedule:
+        """The same schedule on ``device`` (moved once, before the loop)."""
+        return EulerSchedule(self.sigmas.to(device), self.timesteps.to(device))
+
     def scale_model_input(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """EDM c_in: the UNet sees x / sqrt(sigma^2 + 1)."""
         sigma = self.sigmas[step]

@@ -1,0 +1,248 @@
+"""MimicMotion sampling with optional DisPose control: reference + poses (+ control) -> frames.
+
+Equal to the official ``Ctrl_Pipeline.__call__`` (DisPose) and, without a ControlNet, to
+MimicMotion's pipeline with the CFG halves batched; the golden case M5 checks it end to end.
+Differences that do not change the result: every step-invariant tensor (CLIP embedding, reference
+latent, time ids, pose latents, motion and keypoint features) is computed once per video; the
+scheduler's per-step noise draws, which are multiplied by zero, are skipped; latents stay float32.
+Deliberate differences (the official code crashes or misbehaves there) are listed in ``validate``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..types import check_frame_counts
+from .conditioning import (
+    added_time_ids,
+    clip_pixels,
+    draw_noise,
+    frame_guidance,
+    image_embedding,
+    periodic_initial_latents,
+    reference_latent,
+)
+from .control import ControlFeatures, ControlInputs, control_features
+from .decode import decode_latents, to_images
+from .loop import denoise
+from .schedule import karras_schedule
+from .tiling import tile_indices, tile_weights
+
+__all__ = ["ControlInputs", "SamplingInterrupted", "sample_video"]
+
+SIZE_MULTIPLE = 64  # latent /8, three UNet downsamplers /8; the point adapter's /64 grid
+
+
+class SamplingInterrupted(Exception):
+    """Raised when ``should_stop()`` returns True (a host may also raise its own exception there)."""
+
+
+def _nearest_multiples(size: int) -> str:
+    low = max(SIZE_MULTIPLE, size // SIZE_MULTIPLE * SIZE_MULTIPLE)
+    return f"{low} or {low + SIZE_MULTIPLE}" if low < size else f"{low}"
+
+
+def _as_float_images(images: Any, what: str) -> torch.Tensor:
+    """(…,H,W,3) uint8 (numpy or tensor) or float in [0,1] -> float32 tensor in [0,1], same layout."""
+    t = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if not isinstance(t, torch.Tensor) or t.shape[-1] != 3:
+        raise InputError(f"{what} must be an RGB image array (…, H, W, 3), got {getattr(images, 'shape', type(images))}.")
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0
+    if not t.is_floating_point():
+        raise InputError(f"{what} must be uint8 or float in [0, 1], got {t.dtype}.")
+    return t.float()
+
+
+def _pose_pixels(pose_images: Any) -> torch.Tensor:
+    """(F,H,W,3) poses -> (F,3,H,W) float32 in [-1,1] (uint8 as the official u8/127.5 - 1)."""
+    t = torch.from_numpy(np.ascontiguousarray(pose_images)) if isinstance(pose_images, np.ndarray) else pose_images
+    if isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.ndim == 4 and t.shape[-1] == 3:
+        return (t.float() / 127.5 - 1.0).permute(0, 3, 1, 2)
+    images = _as_float_images(pose_images, "pose_images")
+    if images.ndim != 4:
+        raise InputError(f"pose_images must be (F, H, W, 3), got {tuple(images.shape)}.")
+    return (images * 2.0 - 1.0).permute(0, 3, 1, 2)
+
+
+def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInputs | None, *, steps: int,
+             tile_size: int, overlap: int, decode_chunk_size: int) -> int:
+    """Check the inputs; return the tile size to use.
+
+    Decisions where the official pipeline crashes or silently misbehaves:
+    * fewer frames than ``tile_size``: the tile is shrunk to the video (one tile);
+    * ``overlap`` < 1 leaves frames that no tile covers (a tile of T frames adds T-1 driving
+      frames but starts move by T - overlap), so 1 <= overlap < tile_size is required;
+    * height and width must be multiples of 64.
+    """
+    num_frames, _, height, width = poses.shape
+    if reference.shape[:2] != (height, width):
+        raise InputError(
+            f"The reference image is {reference.shape[1]}x{reference.shape[0]} but the pose images are "
+            f"{width}x{height} (width x height). Render the poses on the reference's canvas.")
+    bad = [f"{name} {size} (use {_nearest_multiples(size)})"
+           for name, size in (("height", height), ("width", width)) if size % SIZE_MULTIPLE]
+    if bad:
+        raise InputError(f"The generation size must be a multiple of {SIZE_MULTIPLE} pixels: "
+                         + ", ".join(bad) + ". Resize or crop the reference and the poses.")
+    if num_frames < 2:
+        raise InputError(f"Got {num_frames} pose frame(s); need the reference pose plus at least one "
+                         "driving frame.")
+    if steps < 1:
+        raise InputError(f"steps must be at least 1, got {steps}.")
+    if tile_size < 2:
+        raise InputError(f"tile_size must be at least 2 (the reference frame plus one driving frame), got {tile_size}.")
+    if not 1 <= overlap < tile_size:
+        raise InputError(
+            f"overlap must lie in 1..tile_size-1 = 1..{tile_size - 1}, got {overlap}. Each tile holds the "
+            "reference plus tile_size-1 driving frames; with overlap 0 some frames would never be denoised.")
+    if decode_chunk_size < 1:
+        raise InputError(f"decode_chunk_size must be at least 1, got {decode_chunk_size}.")
+    if control is not None:
+        counts = {"poses": num_frames, "motion_field": control.motion_field.num_frames,
+                  "dense_flow": control.dense_flow.num_frames}
+        if control.points is not None:
+            counts["points"] = control.points.num_frames
+        check_frame_counts(**counts)
+        for name, flow in (("motion_field", control.motion_field.flow), ("dense_flow", control.dense_flow.flow)):
+            if tuple(flow.shape[-3:]) != (2, height, width):
+                raise InputError(f"{name} is {tuple(flow.shape[-3:])} per frame but the poses need "
+                                 f"(2, {height}, {width}). Compute it on the same canvas as the poses.")
+        if not 0.0 <= control.start_percent <= control.end_percent <= 1.0:
+            raise InputError(f"Need 0 <= start_percent <= end_percent <= 1, got {control.start_percent} "
+                             f"and {control.end_percent}.")
+    return min(tile_size, num_frames)
+
+
+class _TileModel:
+    """Predicts one tile's v for the CFG batch from the precomputed step-invariant tensors."""
+
+    def __init__(self, unet: torch.nn.Module, timesteps: torch.Tensor, context: torch.Tensor,
+                 image_latent: torch.Tensor, time_ids: torch.Tensor, pose_latents: torch.Tensor,
+                 control: ControlInputs | None, features: ControlFeatures | None, active: list[bool]):
+        self.unet, self.timesteps = unet, timesteps
+        self.context, self.image_latent, self.time_ids = context, image_latent, time_ids
+        self.pose_latents, self.control, self.features, self.active = pose_latents, control, features, active
+        self.batch = context.shape[0]
+        self.dtype = next(unet.parameters()).dtype
+
+    def __call__(self, step: int, number: int, idx: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
+        frames = idx.shape[0]
+        x = scaled.to(self.dtype).expand(self.batch, -1, -1, -1, -1)
+        x = torch.cat([x, self.image_latent.expand(-1, frames, -1, -1, -1)], dim=2)
+        pose = self.pose_latents[idx]
+        if self.batch == 2:
+            pose = torch.cat([torch.zeros_like(pose), pose])
+        t = self.timesteps[step]
+        down = mid = None
+        if self.control is not None and self.active[step]:
+            c, f = self.control, self.features
+            down, mid = c.controlnet(
+                x, t, self.context, self.time_ids, f.motion[idx],
+                None if f.points is None else [p[idx] for p in f.points],
+                conditioning_scale=c.strength, motion_scale=c.motion_strength, point_scale=c.point_strength)
+        return self.unet(x, t, self.context, self.time_ids, pose_latents=pose,
+                         down_block_additional_residuals=down, mid_block_additional_residual=mid)
+
+
+def _param(module: torch.nn.Module) -> torch.Tensor:
+    return next(module.parameters())
+
+
+@torch.no_grad()
+def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
+    """PoseNet over all frames once (chunked: it works at full resolution), kept in ``dtype``."""
+    p = _param(pose_net)
+    return torch.cat([pose_net(poses[s:s + chunk].to(p.device, p.dtype)).to(dtype)
+                      for s in range(0, poses.shape[0], chunk)])
+
+
+@torch.no_grad()
+def sample_video(
+    models: Any,
+    reference: Any,
+    pose_images: Any,
+    *,
+    control: ControlInputs | None = None,
+    seed: int = 42,
+    steps: int = 25,
+    min_guidance: float = 2.0,
+    max_guidance: float = 2.0,
+    noise_aug: float = 0.0,
+    fps: int = 7,
+    motion_bucket_id: int = 127,
+    tile_size: int = 16,
+    overlap: int = 6,
+    decode_chunk_size: int = 8,
+    keep_reference_frame: bool = False,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], Any] | None = None,
+) -> torch.Tensor:
+    """Animate ``reference`` (H,W,3) with ``pose_images`` (F,H,W,3; frame 0 = reference pose).
+
+    Returns (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with ``keep_reference_frame``; the
+    official script drops frame 0, the reconstructed reference). ``seed`` seeds a CPU generator
+    (device-independent; the official script seeds a generator on its device, so GPU runs there
+    draw different noise: pass ``generator`` to choose). CFG runs when a frame's guidance exceeds
+    1 (the official code looks only at ``max_guidance``); otherwise the conditional prediction
+    alone is used, as officially. ``progress(done, total)`` is called after each tile call and
+    decoded chunk; ``should_stop()`` before each tile call (return True or raise to interrupt).
+    """
+    ref01 = _as_float_images(reference, "reference")
+    if ref01.ndim != 3:
+        raise InputError(f"reference must be one image (H, W, 3), got {tuple(ref01.shape)}.")
+    poses = _pose_pixels(pose_images)
+    tile = validate(ref01, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
+                    decode_chunk_size=decode_chunk_size)
+    num_frames, _, height, width = poses.shape
+    unet = models.unet
+    device, dtype = _param(unet).device, _param(unet).dtype
+    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    cfg = max(min_guidance, max_guidance) > 1.0
+
+    # once per video: noise (official draw order), conditioning, per-frame features
+    draws = draw_noise(gen, height, width, tile)
+    ref_chw = ref01.permute(2, 0, 1)[None]
+    enc = models.image_encoder
+    emb = image_embedding(enc, clip_pixels(ref_chw, models.clip_mean, models.clip_std, models.clip_size)
+                          .to(_param(enc).device, _param(enc).dtype)).to(device, dtype)
+    vae = models.vae
+    aug = ref_chw * 2.0 - 1.0 + noise_aug * draws.noise_aug.to(ref_chw.device)
+    latent = reference_latent(vae, aug.to(_param(vae).device, _param(vae).dtype)).to(device, dtype)
+    ids = added_time_ids(fps, motion_bucket_id, noise_aug).to(device, dtype)
+    if cfg:
+        emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
+        ids = ids.expand(2, -1)
+    pose_latents = _pose_latents(models.pose_net, poses, tile, dtype).to(device)
+    features = None if control is None else control_features(control, height, width, tile)
+
+    schedule = karras_schedule(steps)
+    tiles = tile_indices(num_frames, tile, min(overlap, tile - 1)).to(device)
+    decode_chunks = -(-num_frames // decode_chunk_size)
+    total, done = steps * tiles.shape[0] + decode_chunks, 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    def check_stop() -> None:
+        if should_stop is not None and should_stop():
+            raise SamplingInterrupted("Sampling was interrupted.")
+
+    predict = _TileModel(
+        unet, schedule.timesteps.to(device), emb, latent[:, None], ids, pose_latents, control, features,
+        control.active_steps(steps) if control is not None else [False] * steps)
+    latents = periodic_initial_latents(draws.init.to(device), num_frames, schedule.init_noise_sigma)
+    latents = denoise(latents, schedule.to(device), tiles, tile_weights(tile).to(device),
+                      frame_guidance(min_guidance, max_guidance, num_frames).to(device) if cfg else None,
+                      predict, before_call=check_stop, after_call=tick)
+    decoded = decode_latents(vae, latents[0], decode_chunk_size, on_chunk=tick)
+    frames = to_images(decoded)
+    return frames if keep_reference_frame else frames[1:]
