@@ -17,10 +17,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import InputError, ModelFileError
 from .image import fit_to_canvas, target_size
 from .loading.layout import BY_KEY
-from .errors import ModelFileError
+from .sampling.control import ControlInputs
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
 
 Progress = Callable[[int, int], None] | None
@@ -48,17 +48,6 @@ class SamplerSettings:
     tile_size: int = 16
     overlap: int = 6
     decode_chunk_size: int = 8
-
-
-@dataclass(frozen=True)
-class ControlSettings:
-    """Hybrid ControlNet strengths; a 0 motion/point strength turns that signal off."""
-
-    strength: float = 1.0
-    motion_strength: float = 1.0
-    point_strength: float = 1.0
-    start_percent: float = 0.0
-    end_percent: float = 1.0
 
 
 # ---------------------------------------------------------------- model files
@@ -151,13 +140,16 @@ def extract_poses(
 
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
+    reference_keypoint: list[dict] | None = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
-    """POSE_KEYPOINT (reference first, then the driving frames) -> poses + skeleton IMAGE."""
+    """POSE_KEYPOINT -> poses + skeleton IMAGE. Without ``reference_keypoint`` the first frame
+    of ``pose_keypoint`` is the reference pose, the rest are the driving frames."""
     from .pose.keypoint_json import from_pose_keypoint
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
-    poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align)
+    poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
+                               reference=reference_keypoint)
     return poses, to_image(render_poses(poses))
 
 
@@ -198,7 +190,9 @@ def point_embeddings(
     seed: int = 0, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PointEmbeddings, torch.Tensor]:
     """DIFT keypoint embeddings of the reference + a correspondence preview."""
-    from .dift import build_point_embeddings, correspondence_preview, extract_features
+    from .dift.embeddings import build_point_embeddings
+    from .dift.featurizer import extract_features
+    from .dift.preview import correspondence_preview
 
     ref = reference_on_canvas(reference, poses)
     image = ref.permute(2, 0, 1)[None] * 2 - 1
@@ -210,50 +204,39 @@ def point_embeddings(
     return points, to_image(preview)
 
 
-@dataclass
-class Control:
-    """What Hybrid ControlNet Apply hands to the sampler (ComfyUI type ``DISPOSE_CONTROL``)."""
-
-    controlnet: Any
-    motion: MotionField
-    flow: DenseFlow
-    points: PointEmbeddings
-    settings: ControlSettings
-
-
 def hybrid_control(
-    controlnet: Any, motion: MotionField, flow: DenseFlow, points: PointEmbeddings,
-    settings: ControlSettings = ControlSettings(),
-) -> Control:
-    """Bundle the three DisPose signals with the ControlNet after checking they fit together."""
+    controlnet: Any, motion: MotionField, flow: DenseFlow, points: PointEmbeddings, *, strength: float = 1.0,
+    motion_strength: float = 1.0, point_strength: float = 1.0, start_percent: float = 0.0,
+    end_percent: float = 1.0,
+) -> ControlInputs:
+    """Bundle the three DisPose signals with the ControlNet after checking they fit together.
+
+    A 0 motion/point strength turns that signal off (the paper's ablations as switches).
+    """
     check_frame_counts(sparse_motion_field=motion.num_frames, dense_flow=flow.num_frames,
                        point_embeddings=points.num_frames)
     if tuple(motion.flow.shape[-2:]) != tuple(flow.flow.shape[-2:]):
         raise InputError(
             f"The sparse motion field is {tuple(motion.flow.shape[-2:])} but the dense flow is "
             f"{tuple(flow.flow.shape[-2:])}. Feed both from the same DWPose Extract output.")
-    if not 0.0 <= settings.start_percent <= settings.end_percent <= 1.0:
-        raise InputError(f"start_percent ({settings.start_percent}) must not exceed end_percent "
-                         f"({settings.end_percent}); both lie in 0..1.")
-    return Control(controlnet, motion, flow, points, settings)
+    if not 0.0 <= start_percent <= end_percent <= 1.0:
+        raise InputError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent}); "
+                         "both lie in 0..1.")
+    return ControlInputs(controlnet, motion, flow, points, strength=strength, motion_strength=motion_strength,
+                         point_strength=point_strength, start_percent=start_percent, end_percent=end_percent)
 
 
 def animate(
-    models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: Control | None = None,
+    models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
     settings: SamplerSettings = SamplerSettings(), progress: Progress = None, should_stop: ShouldStop = None,
 ) -> torch.Tensor:
     """MimicMotion (+ DisPose control) -> the animated frames as an IMAGE batch (reference dropped)."""
     from .pose.render import render_poses
-    from .sampling.sampler import ControlInputs, sample_video
+    from .sampling.sampler import sample_video
 
     if control is not None:
-        check_frame_counts(poses=poses.num_frames, sparse_motion_field=control.motion.num_frames)
-        check_canvas(poses, **{"sparse motion field": control.motion.flow})
-        c = control.settings
-        control = ControlInputs(
-            controlnet=control.controlnet, motion_field=control.motion, dense_flow=control.flow,
-            points=control.points, strength=c.strength, motion_strength=c.motion_strength,
-            point_strength=c.point_strength, start_percent=c.start_percent, end_percent=c.end_percent)
+        check_frame_counts(poses=poses.num_frames, sparse_motion_field=control.motion_field.num_frames)
+        check_canvas(poses, **{"sparse motion field": control.motion_field.flow})
     ref = reference_on_canvas(reference, poses)
     frames = sample_video(
         models, ref, render_poses(poses), control=control, seed=settings.seed, steps=settings.steps,

@@ -124,8 +124,10 @@ class Managed:
 def manage(value: Any) -> Managed:
     """Wrap a loaded model (a module, or an object holding modules) so ComfyUI accounts for its
     weights and can offload it when another stage needs the memory."""
+    # A container of our own: ModelPatcher sets bookkeeping attributes (``device`` among them) on
+    # the module it manages, which must not clash with the core modules' own ``device`` property.
     if isinstance(value, torch.nn.Module):
-        modules = value
+        modules = torch.nn.ModuleDict({"model": value})
     else:
         modules = torch.nn.ModuleDict(
             {k: v for k, v in vars(value).items() if isinstance(v, torch.nn.Module)})

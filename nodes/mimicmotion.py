@@ -14,7 +14,7 @@ from .common import (CONTROL, DISPOSE_CONTROLNET, FLOW, MIMICMOTION_MODEL, MOTIO
 
 log = logging.getLogger(__name__)
 _DEFAULTS = pipeline.SamplerSettings()
-_CONTROL = pipeline.ControlSettings()
+_CONTROL = pipeline.ControlInputs(None, None, None)  # for the default strengths
 
 
 class MimicMotionLoader(DisposeNode):
@@ -101,8 +101,10 @@ class HybridControlNetApply(DisposeNode):
     def run(self, dispose_controlnet: bridge.Managed, motion_field: MotionField, dense_flow: DenseFlow,
             point_embeddings: PointEmbeddings, strength: float, motion_strength: float,
             point_strength: float, start_percent: float, end_percent: float) -> tuple:
-        settings = pipeline.ControlSettings(strength, motion_strength, point_strength, start_percent, end_percent)
-        return (pipeline.hybrid_control(dispose_controlnet, motion_field, dense_flow, point_embeddings, settings),)
+        return (pipeline.hybrid_control(
+            dispose_controlnet, motion_field, dense_flow, point_embeddings, strength=strength,
+            motion_strength=motion_strength, point_strength=point_strength, start_percent=start_percent,
+            end_percent=end_percent),)
 
 
 class MimicMotionSampler(DisposeNode):
@@ -146,7 +148,7 @@ class MimicMotionSampler(DisposeNode):
         }
 
     def run(self, mimicmotion_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
-            control: pipeline.Control | None = None, **settings) -> tuple:
+            control: pipeline.ControlInputs | None = None, **settings) -> tuple:
         settings = pipeline.SamplerSettings(**settings)
         with stage():
             models = [mimicmotion_model] + ([control.controlnet] if control is not None else [])

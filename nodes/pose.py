@@ -76,17 +76,22 @@ class DWPoseExtract(DisposeNode):
                                                            "when pose_keypoint is connected."}),
                 "pose_keypoint": (POSE_KEYPOINT, {
                     "tooltip": "Instead of running DWPose: keypoints from comfyui_controlnet_aux "
-                               "(DWPose/OpenPose estimator), reference image first, then the driving frames."}),
+                               "(DWPose/OpenPose estimator) - the reference pose first, then the driving "
+                               "frames; or only the driving frames when reference_pose_keypoint is connected."}),
+                "reference_pose_keypoint": (POSE_KEYPOINT, {
+                    "tooltip": "With pose_keypoint: the reference image's keypoints (one frame), e.g. the "
+                               "same estimator run on the reference image."}),
             },
         }
 
     def run(self, reference_image: torch.Tensor, resolution: int, align: bool,
             driving_frames: torch.Tensor | None = None, dwpose_model: DWPoseFiles | None = None,
-            pose_keypoint: list | None = None) -> tuple:
+            pose_keypoint: list | None = None, reference_pose_keypoint: list | None = None) -> tuple:
         with stage():
             if pose_keypoint is not None:
                 poses, skeletons = pipeline.poses_from_keypoints(
-                    pose_keypoint, reference_image, resolution=resolution, align=align)
+                    pose_keypoint, reference_image, resolution=resolution, align=align,
+                    reference_keypoint=reference_pose_keypoint)
             elif dwpose_model is None or driving_frames is None:
                 raise InputError("DWPose Extract needs driving_frames and a dwpose_model (DWPose Loader), "
                                  "or a pose_keypoint input. Connect one of them.")

@@ -147,7 +147,7 @@ def test_control_apply_checks_frame_counts():
     (control,) = node.run(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
                           strength=0.5, motion_strength=0.0, point_strength=1.0, start_percent=0.1,
                           end_percent=0.9)
-    assert control.settings.motion_strength == 0.0 and control.settings.strength == 0.5
+    assert control.motion_strength == 0.0 and control.strength == 0.5 and control.end_percent == 0.9
     with pytest.raises(errors.InputError, match="start_percent"):
         node.run(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
                  strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.8, end_percent=0.2)
