@@ -1,0 +1,67 @@
+"""A picture of the keypoint correspondence, for the DIFT node's IMAGE output.
+
+Frame 0: the DIFT map's first three principal components as RGB, blended over the reference, with
+the reference keypoints. Frames 1..: each driving frame's keypoints drawn over the dimmed reference
+in the colour of their reference embedding, so equal colours mean "this point carries that
+reference feature". Colours come from one PCA basis, so map and points agree.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..types import PoseSequence
+from .embeddings import reference_point_embeddings
+
+_BLEND = 0.5  # weight of the PCA colours over the reference in frame 0
+_DIM = 0.35  # brightness of the reference behind the driving frames' points
+
+
+def _pca_colours(feature: torch.Tensor, points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """RGB in [0,1] of every map cell (h, w, 3) and of each point embedding (18, 3): PCA(3), robust range."""
+    c, h, w = feature.shape[1:]
+    cells = feature[0].float().reshape(c, h * w).T
+    mean = cells.mean(0)
+    _, _, vh = torch.linalg.svd(cells - mean, full_matrices=False)
+    basis = vh[:3].T  # (C, k), k <= 3
+    flip = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))  # deterministic signs
+    basis = basis * flip
+    proj = (cells - mean) @ basis
+    lo, hi = torch.quantile(proj, 0.01, dim=0), torch.quantile(proj, 0.99, dim=0)
+    scale = (hi - lo).clamp_min(1e-8)
+    pad = 3 - basis.shape[1]  # maps with fewer than 3 cells/channels: grey channels
+
+    def colour(x: torch.Tensor) -> np.ndarray:
+        rgb = ((x - mean) @ basis - lo) / scale
+        return torch.nn.functional.pad(rgb, (0, pad), value=0.5).clamp(0, 1).numpy()
+
+    return colour(cells).reshape(h, w, 3), colour(points.float().cpu())
+
+
+def correspondence_preview(feature: torch.Tensor, poses: PoseSequence, reference_image: np.ndarray) -> np.ndarray:
+    """(F, H, W, 3) uint8 preview; ``reference_image`` is the (H, W, 3) uint8 RGB reference."""
+    if reference_image.ndim != 3 or reference_image.shape[2] != 3 or reference_image.dtype != np.uint8:
+        raise InputError(f"Preview: the reference must be an (H, W, 3) uint8 image, got "
+                         f"{reference_image.shape} {reference_image.dtype}.")
+    height, width = reference_image.shape[:2]
+    feature = feature.detach().cpu()
+    emb = reference_point_embeddings(feature, poses)
+    map_rgb, point_rgb = _pca_colours(feature, emb)
+    ref_visible = np.asarray(poses.body_subset[0]) != -1
+    colours = [tuple(int(v) for v in rgb) for rgb in (point_rgb * 255).round().astype(np.uint8)]
+
+    out = np.empty((poses.num_frames, height, width, 3), np.uint8)
+    upsampled = cv2.resize(map_rgb.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    out[0] = ((1 - _BLEND) * reference_image + _BLEND * 255 * upsampled).round().clip(0, 255).astype(np.uint8)
+    out[1:] = (reference_image * _DIM).astype(np.uint8)
+
+    radius = max(2, round(min(height, width) / 80))
+    pixels = np.nan_to_num(np.asarray(poses.body, dtype=np.float64)) * (width, height)
+    drawn = (np.asarray(poses.body_subset) != -1) & ref_visible[None]
+    for f, k in zip(*np.nonzero(drawn)):
+        centre = (int(round(pixels[f, k, 0])), int(round(pixels[f, k, 1])))
+        cv2.circle(out[f], centre, radius + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(out[f], centre, radius, colours[k], -1, cv2.LINE_AA)
+    return out
