@@ -209,3 +209,10 @@ def test_default_providers_prefer_cuda(monkeypatch):
     assert default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert default_providers() == ["CPUExecutionProvider"]
+
+
+def test_normalisation_table_equals_float64_arithmetic():
+    crops = np.random.default_rng(0).integers(0, 256, (2, 384, 288, 3), dtype=np.uint8)
+    crops[0, 0, :256, 0] = np.arange(256)
+    expected = ((crops - np.array([123.675, 116.28, 103.53])) / np.array([58.395, 57.12, 57.375])).astype(np.float32)
+    np.testing.assert_array_equal(normalise_crops(crops), expected.transpose(0, 3, 1, 2))

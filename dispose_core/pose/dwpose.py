@@ -145,9 +145,14 @@ def crop_people(image: np.ndarray, boxes: np.ndarray, input_wh: tuple[int, int]
     return crops, center, scale
 
 
+# (pixel - mean) / std for every uint8 value and channel, in float64 then float32 like the official
+# float64 arithmetic followed by onnxruntime's cast: a table lookup gives the same numbers
+_NORMALISE_LUT = ((np.arange(256)[:, None] - POSE_MEAN) / POSE_STD).astype(np.float32)[None]
+
+
 def normalise_crops(crops: np.ndarray) -> np.ndarray:
     """(n, h, w, 3) uint8 -> (n, 3, h, w) float32 model input, ImageNet mean/std on RGB."""
-    return ((crops - POSE_MEAN) / POSE_STD).astype(np.float32).transpose(0, 3, 1, 2)
+    return np.stack([cv2.LUT(c, _NORMALISE_LUT) for c in crops]).transpose(0, 3, 1, 2)
 
 
 def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray, center: np.ndarray, scale: np.ndarray,
@@ -260,11 +265,19 @@ class DWPose:
         parts = [session.run(out_names, {name: inputs[i:i + 1]})[:n_out] for i in range(len(inputs))]
         return [np.concatenate([p[k] for p in parts]) for k in range(n_out)]
 
+    def run_detector(self, batch: np.ndarray) -> np.ndarray:
+        """Raw YOLOX output (n, 8400, 85) for letterboxed (n, 3, 640, 640) float32 images."""
+        return self._run(self.detector, self._det_batched, batch, 1)[0]
+
+    def run_pose(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw SimCC outputs (n, 133, 2w), (n, 133, 2h) for normalised (n, 3, h, w) crops."""
+        simcc_x, simcc_y = self._run(self.pose, self._pose_batched, batch, 2)
+        return simcc_x, simcc_y
+
     def detect_boxes(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Person boxes (k, 4) per image."""
         boxed = [letterbox(img) for img in images]
-        batch = np.stack([b.transpose(2, 0, 1) for b, _ in boxed]).astype(np.float32)
-        (raw,) = self._run(self.detector, self._det_batched, batch, 1)
+        raw = self.run_detector(np.stack([b.transpose(2, 0, 1) for b, _ in boxed]).astype(np.float32))
         return [decode_detections(raw[i], r) for i, (_, r) in enumerate(boxed)]
 
     def estimate(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[ImagePeople]:
@@ -276,7 +289,7 @@ class DWPose:
             centers.append(ce)
             scales.append(sc)
             counts.append(len(c))
-        simcc_x, simcc_y = self._run(self.pose, self._pose_batched, normalise_crops(np.concatenate(crops)), 2)
+        simcc_x, simcc_y = self.run_pose(normalise_crops(np.concatenate(crops)))
         kps, scores = decode_simcc(simcc_x, simcc_y, np.concatenate(centers), np.concatenate(scales), self.input_wh)
         kps, scores = to_openpose(kps, scores)
         people, start = [], 0
