@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -34,36 +32,23 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 pytestmark = pytest.mark.browser
 
+if __name__ != "__main__":  # the --drive subprocess runs with ComfyUI's Python, outside pytest
+    from host_utils import ComfyServer, comfy_checkout, comfy_python
+
 
 # --------------------------------------------------------------------------- pytest side
-def _host_python(comfy: Path) -> str:
-    """ComfyUI's own interpreter: COMFYUI_PYTHON, else a venv next to the checkout, else ours."""
-    if os.environ.get("COMFYUI_PYTHON"):
-        return os.environ["COMFYUI_PYTHON"]
-    for cand in (comfy.parent / "venv" / "bin" / "python", comfy / "venv" / "bin" / "python"):
-        if cand.exists():
-            return str(cand)
-    return sys.executable
-
-
 def _requirements() -> tuple[Path, str]:
-    comfy = os.environ.get("COMFYUI_PATH")
-    if not comfy or not (Path(comfy) / "main.py").is_file():
+    comfy = comfy_checkout()
+    if comfy is None or not (comfy / "main.py").is_file():
         pytest.skip("set COMFYUI_PATH to a ComfyUI checkout (see README, 'Running the tests')")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
-    py = _host_python(Path(comfy))
+    py = comfy_python(comfy)
     probe = subprocess.run([py, "-c", "import playwright.sync_api"], capture_output=True)
     if probe.returncode:
         pytest.skip(f"python playwright is not installed for {py} (pip install playwright; "
                     "no browser download needed, Chromium comes from the system)")
-    return Path(comfy), py
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return comfy, py
 
 
 def _models_without(root: Path, missing_key: str) -> Path:
@@ -86,45 +71,17 @@ def _models_without(root: Path, missing_key: str) -> Path:
     return root
 
 
-def _start_server(comfy: Path, py: str, inst: Path, port: int) -> subprocess.Popen:
-    for sub in ("custom_nodes", "input", "output", "temp", "user"):
-        (inst / sub).mkdir(parents=True, exist_ok=True)
-    (inst / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", DO_NOT_TRACK="1",
-               PYTHONUNBUFFERED="1")
-    log = open(inst / "server.log", "w")
-    proc = subprocess.Popen(
-        [py, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--base-directory", str(inst), "--database-url", f"sqlite:///{inst}/comfyui.db",
-         "--disable-auto-launch", "--disable-api-nodes", "--preview-method", "none"],
-        cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited:\n{(inst / 'server.log').read_text()[-4000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info", timeout=5).read()
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError(f"ComfyUI did not answer in time:\n{(inst / 'server.log').read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict:
     comfy, py = _requirements()
     inst = tmp_path_factory.mktemp("comfy_instance")
-    _models_without(inst / "models", MISSING_KEY)
-    port = _free_port()
-    proc = _start_server(comfy, py, inst, port)
+    server = ComfyServer(comfy, inst, _models_without(tmp_path_factory.mktemp("models"), MISSING_KEY))
     try:
-        log = (inst / "server.log").read_text()
-        assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in log, log[-4000:]
+        assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in server.log(), server.log()[-4000:]
         out = tmp_path_factory.mktemp("browser")
         workflows = sorted(str(p) for p in (REPO / "workflows").glob("*.json")
                            if not p.name.endswith("_api.json"))
-        run = subprocess.run([py, __file__, "--drive", "--port", str(port), "--out", str(out),
+        run = subprocess.run([py, __file__, "--drive", "--port", str(server.port), "--out", str(out),
                               "--temp-dir", str(inst / "temp"), *workflows],
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, f"browser driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
@@ -138,11 +95,7 @@ def report(tmp_path_factory) -> dict:
                 shutil.copy(png, dest / png.name)
         return result
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 def test_extensions_registered_and_served(report):
