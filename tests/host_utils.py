@@ -58,7 +58,8 @@ class ComfyServer:
     """ComfyUI started as a subprocess on 127.0.0.1 with this pack and its own instance folder
     (custom_nodes/, models/, input/, output/), like ../shared/comfy-host/run.sh does."""
 
-    def __init__(self, checkout: Path, instance: Path, models_dir: Path, start_timeout: float = 240):
+    def __init__(self, checkout: Path, instance: Path, models_dir: Path, extra_args: tuple[str, ...] = (),
+                 start_timeout: float = 240):
         self.instance = instance
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -74,7 +75,8 @@ class ComfyServer:
         self.proc = subprocess.Popen(
             [comfy_python(checkout), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
              "--base-directory", str(instance), "--database-url", f"sqlite:///{instance}/user/comfyui.db",
-             "--disable-auto-launch", "--disable-api-nodes", "--preview-method", "none", "--log-stdout"],
+             "--disable-auto-launch", "--disable-api-nodes", "--preview-method", "none", "--log-stdout",
+             *extra_args],
             cwd=checkout, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + start_timeout
         while True:

@@ -1,0 +1,191 @@
+"""Host tests: the pack inside a real ComfyUI server (marker ``host``).
+
+Needs a ComfyUI checkout in COMFYUI_PATH and a Python that runs it with our requirements
+(COMFYUI_PYTHON, else ``venv/`` inside or next to the checkout). Locally, with the CPU host built
+by ../shared/comfy-host/setup.sh:
+
+    /tmp/comfy-host/venv/bin/pip install diffusers==0.42.1 onnxruntime==1.31.1 onnx==1.23.2 \
+        opencv-python-headless==4.13.0.92          # the pins of requirements.txt
+    COMFYUI_PATH=/tmp/comfy-host/ComfyUI python3 -m pytest -m host tests/test_host_comfyui.py
+
+The server runs on 127.0.0.1 on a free port with --cpu, its own --base-directory (this pack
+linked into custom_nodes/, a models folder filled by dispose_core.tiny, a generated reference
+image and driving video in input/). Without COMFYUI_PATH every test is skipped with that reason.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from host_utils import REPO, ComfyServer, comfy_checkout, messages
+
+pytestmark = pytest.mark.host
+
+CHECKOUT = comfy_checkout()
+if CHECKOUT is None:
+    pytest.skip("host tests need a ComfyUI checkout: set COMFYUI_PATH (see this module's docstring)",
+                allow_module_level=True)
+
+DRIVING_FRAMES = 9
+REFERENCE_HW = (96, 64)
+# Small settings so the tiny random models finish in seconds on a CPU.
+FAST = {
+    "DisPoseDWPoseExtract": {"resolution": 64},
+    "DisPoseDIFTPointEmbed": {"ensemble_size": 1},
+    "DisPoseMimicMotionSampler": {"steps": 2, "tile_size": 8, "overlap": 2, "decode_chunk_size": 4},
+    "DisPoseCMPDenseFlow": {"batch_size": 4},
+}
+
+
+def workflow(name: str, **overrides: dict) -> dict:
+    prompt = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+    for node in prompt.values():
+        node["inputs"].update(FAST.get(node["class_type"], {}))
+        node["inputs"].update(overrides.get(node["class_type"], {}))
+    return prompt
+
+
+def write_inputs(input_dir: Path) -> None:
+    """A reference PNG and a short driving mp4 (core LoadVideo needs a real video file)."""
+    import av
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (*REFERENCE_HW, 3), dtype=np.uint8)).save(input_dir / "reference.png")
+    with av.open(str(input_dir / "driving.mp4"), mode="w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 96, "yuv420p"
+        for i in range(DRIVING_FRAMES):
+            frame = np.full((96, 64, 3), 20 * i, np.uint8)
+            frame[10 + 5 * i:40 + 5 * i, 20:44] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+@pytest.fixture(scope="module")
+def extra_cmp_dir(tmp_path_factory, tiny_models_dir) -> Path:
+    """A CMP folder outside the models dir, named in an extra_model_paths.yaml."""
+    extra = tmp_path_factory.mktemp("extra-models") / "my_cmp"
+    extra.mkdir()
+    shutil.copy(tiny_models_dir / "cmp" / "ckpt_iter_42000.pth.tar", extra / "cmp_extra.pth.tar")
+    return extra
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_models_dir, extra_cmp_dir):
+    instance = tmp_path_factory.mktemp("comfy-instance")
+    yaml = instance.parent / "extra_model_paths.yaml"
+    yaml.write_text(f"mine:\n    cmp: {extra_cmp_dir}\n")
+    srv = ComfyServer(CHECKOUT, instance, tiny_models_dir, extra_args=("--extra-model-paths-config", str(yaml)))
+    write_inputs(instance / "input")
+    yield srv
+    srv.stop()
+
+
+def saved_videos(server: ComfyServer, entry: dict) -> list[Path]:
+    files = []
+    for output in entry["outputs"].values():
+        for item in output.get("images", []):
+            files.append(server.instance / item["type"] / item["subfolder"] / item["filename"])
+    return files
+
+
+def video_shape(path: Path) -> tuple[int, int, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return len(frames), frames[0].shape[0], frames[0].shape[1]
+
+
+def run_ok(server: ComfyServer, prompt: dict, timeout: float = 400) -> dict:
+    entry = server.wait(server.queue(prompt), timeout)
+    errors = messages(entry, "execution_error")
+    assert entry["status"]["status_str"] == "success", json.dumps(errors)[:4000]
+    return entry
+
+
+def test_object_info_lists_every_node(server):
+    from host_utils import load_pack
+
+    pack = load_pack()
+    info = server.get("/object_info")
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        assert node_id in info, f"{node_id} missing from /object_info:\n{server.log()[-3000:]}"
+        assert info[node_id]["display_name"] == pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]
+        assert info[node_id]["category"] == "DisPose"
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            assert set(info[node_id]["input"].get(section, {})) == set(spec.get(section, {}))
+    assert "yolox_l.onnx" in info["DisPoseDWPoseLoader"]["input"]["required"]["detector"][0]
+    # extra_model_paths.yaml entries are kept next to our models/cmp folder
+    assert {"ckpt_iter_42000.pth.tar", "cmp_extra.pth.tar"} <= set(
+        info["DisPoseCMPLoader"]["input"]["required"]["cmp_checkpoint"][0])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("dispose_mimicmotion", {"video/dispose": DRIVING_FRAMES}),
+    ("mimicmotion_plain", {"video/mimicmotion": DRIVING_FRAMES}),
+    ("guidance_preview", {"preview/skeletons": DRIVING_FRAMES + 1, "preview/motion_field": DRIVING_FRAMES,
+                          "preview/dense_flow": DRIVING_FRAMES, "preview/correspondence": None}),
+])
+def test_api_workflow_runs(server, name, expected):
+    entry = run_ok(server, workflow(name))
+    files = saved_videos(server, entry)
+    assert len(files) == len(expected)
+    for prefix, frames in expected.items():
+        (path,) = [f for f in files if f"{prefix}_" in str(f)]
+        count, height, width = video_shape(path)
+        assert (height, width) == (64, 64)  # the canvas of a portrait reference at resolution 64
+        if frames is not None:
+            assert count == frames, f"{path.name}: {count} frames"
+
+
+def test_missing_model_fails_with_our_message(server, extra_cmp_dir):
+    prompt = workflow("guidance_preview", DisPoseCMPLoader={"cmp_checkpoint": "cmp_missing.pth.tar"})
+    entry = server.wait(server.queue(prompt), 120)
+    (error,) = messages(entry, "execution_error")
+    assert error["node_type"] == "DisPoseCMPLoader"
+    assert error["exception_type"].endswith("ModelFileError")
+    message = error["exception_message"]
+    assert "cmp_missing.pth.tar" in message and str(server.instance / "models" / "cmp") in message
+    assert str(extra_cmp_dir) in message  # every searched folder is named
+    assert "https://huggingface.co/MyNiuuu/MOFA-Video-Hybrid" in message
+
+
+def test_changing_the_seed_reruns_only_the_sampler(server):
+    run_ok(server, workflow("dispose_mimicmotion", DisPoseMimicMotionSampler={"seed": 7}))
+    entry = run_ok(server, workflow("dispose_mimicmotion", DisPoseMimicMotionSampler={"seed": 8}))
+    (cached,) = messages(entry, "execution_cached")
+    ran = set(workflow("dispose_mimicmotion")) - set(cached["nodes"])
+    classes = {workflow("dispose_mimicmotion")[n]["class_type"] for n in ran}
+    assert classes == {"DisPoseMimicMotionSampler", "CreateVideo", "SaveVideo"}
+
+
+def test_interrupt_during_sampling(server):
+    base = workflow("dispose_mimicmotion")
+    run_ok(server, base)  # everything before the sampler is cached afterwards
+    slow = copy.deepcopy(base)
+    sampler = next(n for n in slow.values() if n["class_type"] == "DisPoseMimicMotionSampler")
+    sampler["inputs"].update(steps=200, seed=12345)
+    prompt_id = server.queue(slow)
+    deadline = time.time() + 60
+    while not server.is_running(prompt_id):
+        assert time.time() < deadline, "the prompt never started"
+        time.sleep(0.1)
+    time.sleep(2.0)  # upstream nodes are cached: this is inside the sampler's loop
+    sent = time.time()
+    server.post("/interrupt", {})
+    entry = server.wait(prompt_id, 60)
+    took = time.time() - sent
+    assert messages(entry, "execution_interrupted"), entry["status"]
+    assert messages(entry, "execution_interrupted")[0]["node_type"] == "DisPoseMimicMotionSampler"
+    assert took < 15, f"interrupt took {took:.1f}s"
+    sampler["inputs"].update(steps=2, seed=54321)
+    run_ok(server, slow)
