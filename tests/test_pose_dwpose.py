@@ -48,13 +48,17 @@ class FakeSession:
 
 def golden_sessions(t: dict, pose_batch) -> tuple[FakeSession, FakeSession]:
     """Fake detector + pose sessions replaying the G5a raw outputs (float16 -> exact float32)."""
-    det = FakeSession((1, 3, 640, 640), [(1, 8400, 85)], [[t["det_raw_output"].float().numpy()]])
+    raw = t["det_raw_output"].float().numpy()
+    size = t["det_input_u8"].shape[0]
+    det = FakeSession((1, 3, size, size), [raw.shape], [[raw]])
     sx, sy = t["pose_raw_simcc_x"].float().numpy(), t["pose_raw_simcc_y"].float().numpy()
     if pose_batch == 1:
         replies = [[sx[i:i + 1], sy[i:i + 1]] for i in range(len(sx))]
     else:
         replies = [[sx, sy]]
-    pose = FakeSession((pose_batch, 3, 384, 288), [(pose_batch, 133, 576), (pose_batch, 133, 768)], replies)
+    crop_h, crop_w = t["pose_crop_u8"].shape[1:3]
+    pose = FakeSession((pose_batch, 3, crop_h, crop_w), [(pose_batch,) + sx.shape[1:], (pose_batch,) + sy.shape[1:]],
+                       replies)
     return det, pose
 
 

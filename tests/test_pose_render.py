@@ -75,3 +75,16 @@ def test_red_and_blue_are_swapped_like_the_official_canvas():
     img = render_poses(poses)[0].reshape(-1, 3)
     lit = img[img.any(1)]
     assert len(lit) > 0 and lit[:, 0].max() == 0 and lit[:, 2].max() > 0
+
+
+def test_points_outside_the_frame_and_canvas_reuse_on_non_square_sizes():
+    poses = one_person_sequence(3, 90, 160, seed=4)
+    poses.body[0] = poses.body[0] * 3 - 1  # many points far outside, some limbs crossing the frame
+    poses.hands[0] -= 0.5
+    poses.body_score[1:] = 0.0  # later frames: nothing visible at all
+    poses.body_subset[1:] = -1
+    poses.hands[1:] = 0.0
+    poses.faces[1:] = 0.0
+    images = render_poses(poses)
+    assert images.shape == (3, 90, 160, 3) and images[0].any()
+    assert not images[1:].any()  # nothing of frame 0 is left on the reused canvas

@@ -132,7 +132,7 @@ def _clear(canvas: np.ndarray, marks: list[np.ndarray]) -> None:
         return
     margin = 8  # > circle radius 4 and line half-thickness 1
     x0, y0 = np.maximum(points.min(0) - margin, 0)
-    x1, y1 = points.max(0) + margin + 1
+    x1, y1 = np.maximum(points.max(0) + margin + 1, 0)
     canvas[y0:y1, x0:x1] = 0
 
 
