@@ -220,3 +220,13 @@ def test_normalisation_table_equals_float64_arithmetic():
     crops[0, 0, :256, 0] = np.arange(256)
     expected = ((crops - np.array([123.675, 116.28, 103.53])) / np.array([58.395, 57.12, 57.375])).astype(np.float32)
     np.testing.assert_array_equal(normalise_crops(crops), expected.transpose(0, 3, 1, 2))
+
+
+def test_dynamic_sizes_are_accepted_and_batched():
+    det = FakeSession(("n", 3, 640, 640), [("n", "anchors", 85)], [[np.zeros((2, 8400, 85), np.float32)]])
+    pose = FakeSession(("n", 3, "h", "w"), [("n", 133, 576), ("n", 133, 768)],
+                       [[np.zeros((2, 133, 576), np.float32), np.zeros((2, 133, 768), np.float32)]])
+    model = DWPose(det, pose)
+    people = model([np.zeros((64, 48, 3), np.uint8)] * 2)
+    assert model.input_wh == (288, 384) and len(det.fed) == 1 and det.fed[0].shape == (2, 3, 640, 640)
+    assert len(pose.fed) == 1 and pose.fed[0].shape == (2, 3, 384, 288) and all(p.fallback for p in people)

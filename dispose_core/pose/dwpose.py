@@ -35,6 +35,7 @@ BOX_PADDING = 1.25
 POSE_MEAN = np.array([123.675, 116.28, 103.53])
 POSE_STD = np.array([58.395, 57.12, 57.375])
 SIMCC_SPLIT = 2.0
+POSE_INPUT_HW = (384, 288)  # dw-ll_ucoco_384; used only if the model leaves its input size open
 NUM_KEYPOINTS = 133
 NECK_SCORE = 0.3
 # OpenPose-18 slots filled from the 134-point list (COCO-17 with the neck inserted at 17)
@@ -216,15 +217,18 @@ def _shape_text(shape) -> str:
 
 
 def _check_io(session, file_name: str, inputs: list[tuple], outputs: list[tuple]) -> None:
-    """Raise ModelFileError unless the session has the expected ranks/sizes (None = any size)."""
+    """Raise ModelFileError unless the session's ranks and fixed sizes match.
+
+    "batch" accepts 1 or a dynamic size; a symbolic (dynamic) size elsewhere is accepted, since
+    only a concrete contradicting size proves the file wrong.
+    """
     got_in = [tuple(i.shape) for i in session.get_inputs()]
     got_out = [tuple(o.shape) for o in session.get_outputs()]
 
     def fits(got: tuple, want: tuple) -> bool:
         if len(got) != len(want):
             return False
-        return all(w is None or (isinstance(g, int) and g == w) or (w == "batch" and (_is_dynamic(g) or g == 1))
-                   for g, w in zip(got, want))
+        return all(_is_dynamic(g) or g == (1 if w == "batch" else w) for g, w in zip(got, want))
 
     ok = len(got_in) == len(inputs) and len(got_out) >= len(outputs) and all(
         fits(g, w) for g, w in zip(got_in + got_out[:len(outputs)], inputs + outputs))
@@ -245,9 +249,9 @@ class DWPose:
         _check_io(detector_session, detector_name, [("batch", 3, DET_SIZE, DET_SIZE)],
                   [("batch", len(_GRID), DET_NUM_OUTPUTS)])
         pose_in = tuple(pose_session.get_inputs()[0].shape)
-        h, w = (pose_in[2], pose_in[3]) if len(pose_in) == 4 else (None, None)
-        if not (isinstance(h, int) and isinstance(w, int)):
-            h = w = -1  # forces the shape error below
+        h, w = (pose_in[2], pose_in[3]) if len(pose_in) == 4 else POSE_INPUT_HW
+        if _is_dynamic(h) or _is_dynamic(w):  # the crop size is read from the model, as officially
+            h, w = POSE_INPUT_HW
         _check_io(pose_session, pose_name, [("batch", 3, h, w)],
                   [("batch", NUM_KEYPOINTS, int(w * SIMCC_SPLIT)), ("batch", NUM_KEYPOINTS, int(h * SIMCC_SPLIT))])
         self.detector = detector_session
