@@ -32,7 +32,8 @@ class PoseSequence:
     faces_score: np.ndarray  # (F, 68)
     height: int  # generation canvas
     width: int
-    filled_frames: tuple[int, ...] = field(default=())  # frames with no person, filled from neighbours
+    # sequence indices (driving frame k = index k+1) of frames with no person, filled from neighbours
+    filled_frames: tuple[int, ...] = field(default=())
 
     @property
     def num_frames(self) -> int:
