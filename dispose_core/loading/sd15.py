@@ -5,6 +5,11 @@ built), the scheduler's betas, and the CLIP text encoder + tokenizer only long e
 two fixed prompts. Every component is checked strictly against its architecture (the official
 ``from_pretrained`` only logs mismatches) and built on the meta device where possible, so no
 random initialisation of 860 M parameters happens before the weights arrive. Offline only.
+
+A single-file SD 1.5 checkpoint (the original LDM layout, e.g. ``v1-5-pruned-emaonly.safetensors``)
+works too: its keys are converted with diffusers' own single-file converters, the configs are the
+standard SD 1.5 ones, and, as such a file has no tokenizer, the official prompt's known token ids
+are used.
 """
 from __future__ import annotations
 
@@ -28,6 +33,31 @@ _OLD_VAE_ATTENTION = {".query.": ".to_q.", ".key.": ".to_k.", ".value.": ".to_v.
 # Persistent in old transformers, a non-persistent buffer now; safe to drop.
 _OLD_TEXT_BUFFERS = ("text_model.embeddings.position_ids",)
 _TEXT_PREFIX = "text_model."
+
+# Standard SD 1.5 configs, for single-file checkpoints (which carry none).
+SD15_CONFIGS: dict[str, dict] = {
+    "unet": {
+        "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "block_out_channels": [320, 640, 1280, 1280], "norm_num_groups": 32, "cross_attention_dim": 768,
+        "attention_head_dim": 8,
+    },
+    "vae": {
+        "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32,
+        "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
+        "block_out_channels": [128, 256, 512, 512], "sample_size": 512, "scaling_factor": 0.18215,
+    },
+    "text_encoder": {
+        "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+        "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
+        "layer_norm_eps": 1e-5, "projection_dim": 768,
+    },
+}
+# CLIP ids of the official prompt and of the empty prompt (without padding), for checkpoints without a tokenizer.
+_KNOWN_PROMPT_IDS = {DIFT_PROMPT: (49406, 1125, 539, 320, 2751, 49407), "": (49406, 49407)}
+_PAD_ID = 49407
+_SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
 def _hint() -> str:
@@ -136,12 +166,15 @@ def _component(root: Path, sub: str, stems: tuple[str, ...], dtype: torch.dtype)
 def load_dift(sd15_dir: str | Path, dtype: torch.dtype = torch.float32, *, prompt: str = DIFT_PROMPT) -> DiftFeaturizer:
     """Build the DIFT featurizer from a Stable Diffusion 1.5 diffusers folder (on CPU, in ``dtype``).
 
-    The prompt and the empty prompt are embedded here, in float32, and the text encoder is then
-    dropped: DIFT needs nothing else from it.
+    A single-file SD 1.5 checkpoint is accepted in place of the folder. The prompt and the empty
+    prompt are embedded here, in float32, and the text encoder is then dropped: DIFT needs
+    nothing else from it.
     """
     if dtype not in _DTYPES:
         raise ModelFileError(f"DIFT: unsupported dtype {dtype}; use float32, float16 or bfloat16.")
     root = Path(sd15_dir)
+    if root.is_file() and root.suffix in _SINGLE_FILE_SUFFIXES:
+        return load_dift_single_file(root, dtype, prompt=prompt)
     if not root.is_dir():
         raise ModelFileError(BY_KEY["sd15"].missing_message([str(root.parent)]))
 
@@ -169,3 +202,45 @@ def load_dift(sd15_dir: str | Path, dtype: torch.dtype = torch.float32, *, promp
     del unet_sd
     return DiftFeaturizer(unet, vae, embeds[0], embeds[1], alphas_cumprod).to(dtype)
 
+
+
+def _padded_ids(prompt: str, max_length: int) -> torch.Tensor:
+    if prompt not in _KNOWN_PROMPT_IDS:
+        raise ModelFileError(
+            f"DIFT: a single-file checkpoint has no tokenizer, so only the official prompt '{DIFT_PROMPT}' "
+            f"works (got '{prompt}'); use the diffusers folder {BY_KEY['sd15'].name} for other prompts."
+        )
+    ids = _KNOWN_PROMPT_IDS[prompt]
+    return torch.tensor([ids + (_PAD_ID,) * (max_length - len(ids))])
+
+
+def load_dift_single_file(path: str | Path, dtype: torch.dtype = torch.float32, *,
+                          prompt: str = DIFT_PROMPT) -> DiftFeaturizer:
+    """Build the DIFT featurizer from a single-file SD 1.5 checkpoint (original LDM key names)."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    max_length = int(SD15_CONFIGS["text_encoder"]["max_position_embeddings"])
+    token_ids = [_padded_ids(text, max_length) for text in (prompt, "")]  # fails fast on other prompts
+    state = read_checkpoint(path, "SD 1.5 checkpoint")
+    if isinstance(state.get("state_dict"), Mapping):  # .ckpt files wrap the weights
+        state = dict(state["state_dict"])
+    vae_state = {k: v for k, v in state.items()
+                 if k.startswith(("first_stage_model.encoder.", "first_stage_model.quant_conv."))}
+    try:
+        unet_sd = convert_ldm_unet_checkpoint(state, SD15_CONFIGS["unet"])
+        vae_sd = convert_ldm_vae_checkpoint(vae_state, SD15_CONFIGS["vae"])
+        text_sd = convert_ldm_clip_checkpoint(state)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ModelFileError(f"SD 1.5 checkpoint: '{path}' is not in the SD 1.5 (LDM) layout: {exc}") from exc
+    del state, vae_state
+
+    text_encoder = build_text_encoder(SD15_CONFIGS["text_encoder"], text_sd, file=path)
+    embeds = [encode_prompt(text_encoder, ids) for ids in token_ids]
+    del text_encoder, text_sd
+    vae = build_vae_encoder(SD15_CONFIGS["vae"], vae_sd, file=path)
+    unet = build_unet(SD15_CONFIGS["unet"], unet_sd, file=path)
+    return DiftFeaturizer(unet, vae, embeds[0], embeds[1], ddim_alphas_cumprod()).to(dtype)
