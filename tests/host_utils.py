@@ -158,3 +158,35 @@ class ComfyServer:
 def messages(entry: dict, kind: str) -> list[dict]:
     """The payloads of one kind of execution message (execution_error, execution_cached, ...)."""
     return [m[1] for m in entry.get("status", {}).get("messages", []) if m[0] == kind]
+
+
+# ---------------------------------------------------------------- node graphs called directly
+def call_node(node_id: str, **kwargs):
+    """Run one node's function the way ComfyUI does (instance method named by FUNCTION)."""
+    cls = load_pack().NODE_CLASS_MAPPINGS[node_id]
+    return getattr(cls(), cls.FUNCTION)(**kwargs)
+
+
+def guidance_graph(models_dir: Path, num_frames: int = 9, resolution: int = 64) -> dict:
+    """The sample through DWPose Extract (POSE_KEYPOINT path), Sparse Motion Field, CMP and DIFT
+    nodes on the models in ``models_dir``, as the example workflows wire them."""
+    import torch
+
+    from dispose_core.sample import make_sample
+
+    load_pack().nodes.comfy_bridge.set_model_dirs(models_dir)
+    s = make_sample(num_frames=num_frames)
+    ref = torch.from_numpy(s.reference).float()[None] / 255
+    out = {"reference": ref, "frames": torch.from_numpy(s.frames).float() / 255, "keypoints_in": s.pose_keypoint}
+    out["poses"], out["skeletons"], out["keypoints"] = call_node(
+        "DisPoseDWPoseExtract", reference_image=ref, resolution=resolution, align=True,
+        pose_keypoint=s.pose_keypoint)
+    out["motion"], out["motion_preview"] = call_node("DisPoseSparseMotionField", poses=out["poses"],
+                                                     kernel_size=199, sigma=20.0)
+    (out["cmp"],) = call_node("DisPoseCMPLoader", cmp_checkpoint="ckpt_iter_42000.pth.tar", precision="auto")
+    out["flow"], out["flow_preview"] = call_node("DisPoseCMPDenseFlow", cmp_model=out["cmp"], reference_image=ref,
+                                                 poses=out["poses"], batch_size=4)
+    (dift,) = call_node("DisPoseDIFTLoader", sd15_folder="stable-diffusion-v1-5", precision="fp32")
+    out["points"], out["points_preview"] = call_node("DisPoseDIFTPointEmbed", dift_model=dift, reference_image=ref,
+                                                     poses=out["poses"], ensemble_size=1, seed=0)
+    return out
