@@ -1,4 +1,4 @@
-"""Load Stable Diffusion 1.5 from a local diffusers folder as a DIFT featurizer.
+"""Load Stable Diffusion 1.5 (a local diffusers folder or a single file) as a DIFT featurizer.
 
 What DIFT needs and nothing more: the UNet, the VAE encoder + quant_conv (the decoder is never
 built), the scheduler's betas, and the CLIP text encoder + tokenizer only long enough to embed the
@@ -201,7 +201,6 @@ def load_dift(sd15_dir: str | Path, dtype: torch.dtype = torch.float32, *, promp
     unet = build_unet(unet_config, unet_sd, file=unet_file)
     del unet_sd
     return DiftFeaturizer(unet, vae, embeds[0], embeds[1], alphas_cumprod).to(dtype)
-
 
 
 def _padded_ids(prompt: str, max_length: int) -> torch.Tensor:
