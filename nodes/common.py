@@ -55,6 +55,15 @@ def precision_input() -> tuple:
     })
 
 
+def working_memory(batch: int, height: int, width: int, models: list[bridge.Managed]) -> int:
+    """Bytes of activations to keep free when loading a UNet-like model for ``batch`` images of
+    ``height`` x ``width`` pixels: ComfyUI's own estimate for diffusion models with SDPA attention
+    (``BaseModel.memory_required``: latent area x dtype size x 0.01 MiB), per model run at once."""
+    dtype_size = next(models[0].modules.parameters()).element_size()
+    area = batch * (height // 8) * (width // 8)
+    return int(area * dtype_size * 0.01 * len(models) * 1024 * 1024)
+
+
 @contextmanager
 def stage() -> Iterator[None]:
     """Run a node's work; on any failure (an interrupt included) release cached device memory."""

@@ -6,7 +6,8 @@ import torch
 from ..dispose_core import pipeline
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import DIFT_MODEL, POINTS, POSES, DisposeNode, model_input, model_path, precision_input, stage
+from .common import (DIFT_MODEL, POINTS, POSES, DisposeNode, model_input, model_path, precision_input, stage,
+                     working_memory)
 
 
 class DIFTLoader(DisposeNode):
@@ -57,7 +58,8 @@ class DIFTPointEmbed(DisposeNode):
     def run(self, dift_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
             ensemble_size: int, seed: int) -> tuple:
         with stage():
-            bridge.load_to_device([dift_model])
+            memory = working_memory(ensemble_size, poses.height, poses.width, [dift_model])
+            bridge.load_to_device([dift_model], memory)
             return pipeline.point_embeddings(
                 dift_model.value, reference_image, poses, ensemble_size=ensemble_size, seed=seed,
                 progress=bridge.progress_bar(ensemble_size), should_stop=bridge.should_stop)

@@ -10,7 +10,7 @@ from ..dispose_core import pipeline
 from ..dispose_core.types import DenseFlow, MotionField, PointEmbeddings, PoseSequence
 from . import comfy_bridge as bridge
 from .common import (CONTROL, DISPOSE_CONTROLNET, FLOW, MIMICMOTION_MODEL, MOTION, POINTS, POSES,
-                     DisposeNode, model_input, model_path, precision_input, stage)
+                     DisposeNode, model_input, model_path, precision_input, stage, working_memory)
 
 log = logging.getLogger(__name__)
 _DEFAULTS = pipeline.SamplerSettings()
@@ -152,7 +152,8 @@ class MimicMotionSampler(DisposeNode):
         settings = pipeline.SamplerSettings(**settings)
         with stage():
             models = [mimicmotion_model] + ([control.controlnet] if control is not None else [])
-            bridge.load_to_device(models)
+            cfg_batch = 2 * settings.tile_size  # a tile's frames, conditional and unconditional
+            bridge.load_to_device(models, working_memory(cfg_batch, poses.height, poses.width, models))
             if control is not None:  # the sampler wants the ControlNet itself, not its ComfyUI wrapper
                 control = dataclasses.replace(control, controlnet=control.controlnet.value)
             frames = pipeline.animate(
