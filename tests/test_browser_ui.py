@@ -51,31 +51,37 @@ def _requirements() -> tuple[Path, str]:
     return comfy, py
 
 
-def _models_without(root: Path, missing_key: str) -> Path:
-    """A models folder with a placeholder for every model except one (presence is what is checked)."""
+def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:
+    """A models folder without one model: the tiny models (linked) where the factory writes them,
+    placeholders for the others (the panel checks presence; the real run below needs only DWPose)."""
     from dispose_core.loading.layout import MODEL_FILES
     from dispose_core.loading.model_status import DIFFUSERS_PARTS
 
     for m in MODEL_FILES:
-        if m.key == missing_key:
-            (root / m.folder).mkdir(parents=True, exist_ok=True)
-            continue
+        (root / m.folder).mkdir(parents=True, exist_ok=True)
         target = m.path_in(root)
-        if m.is_dir:
+        if m.key == missing_key:
+            continue
+        if m.path_in(tiny).exists():
+            target.symlink_to(m.path_in(tiny), target_is_directory=m.is_dir)
+        elif m.is_dir:
             for part in DIFFUSERS_PARTS.get(m.key, ()):
                 (target / part).mkdir(parents=True, exist_ok=True)
             (target / "model_index.json").write_text("{}")
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(b"placeholder")
     return root
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def report(tmp_path_factory, tiny_models_dir) -> dict:
     comfy, py = _requirements()
+    from test_host_comfyui import write_inputs  # reference.png + driving.mp4 the tiny DWPose detects
+
     inst = tmp_path_factory.mktemp("comfy_instance")
-    server = ComfyServer(comfy, inst, _models_without(tmp_path_factory.mktemp("models"), MISSING_KEY))
+    models = _models_without(tmp_path_factory.mktemp("models"), tiny_models_dir, MISSING_KEY)
+    server = ComfyServer(comfy, inst, models)
+    write_inputs(inst / "input")
     try:
         assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in server.log(), server.log()[-4000:]
         out = tmp_path_factory.mktemp("browser")
@@ -151,6 +157,15 @@ def test_frame_player_animates_multi_image_output(report):
     assert len(set(player["labels_seen"])) >= 2, player  # it advanced by itself
     assert player["after_pause"] == player["after_pause_later"], "pause did not stop playback"
     assert player["slider_label"] == "2/3"
+
+
+def test_frame_player_after_a_real_run(report):
+    """Run through the frontend (its Run path, websocket 'executed' event): DWPose skeletons into a
+    Preview Image node get the player, one frame per pose (reference + driving frames)."""
+    run = report["real_run"]
+    assert run["status"] == "success", run
+    assert run["frames"] == run["images"] and run["images"] > 1, run
+    assert run["loaded"], run
 
 
 def test_main_workflow_screenshot(report):
@@ -272,6 +287,46 @@ PLAYER_JS = """async (images) => {
 }"""
 
 
+RUN_PROMPT = {  # API format: DWPose skeletons of the test inputs into a core Preview Image node
+    "1": {"class_type": "LoadImage", "inputs": {"image": "reference.png"}},
+    "2": {"class_type": "LoadVideo", "inputs": {"file": "driving.mp4"}},
+    "3": {"class_type": "GetVideoComponents", "inputs": {"video": ["2", 0]}},
+    "4": {"class_type": "DisPoseDWPoseLoader", "inputs": {"detector": "yolox_l.onnx",
+                                                          "pose_model": "dw-ll_ucoco_384.onnx"}},
+    "5": {"class_type": "DisPoseDWPoseExtract", "inputs": {"reference_image": ["1", 0], "resolution": 64,
+          "align": True, "driving_frames": ["3", 0], "dwpose_model": ["4", 0]}},
+    "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 1]}},
+}
+
+REAL_RUN_JS = """async (prompt) => {
+  const wait = ms => new Promise(r => setTimeout(r, ms));
+  await window.app.loadApiJson(prompt, "player_run");
+  await wait(300);
+  const viewer = window.app.graph.nodes.find(n => n.type === "PreviewImage");
+  let executed = null;
+  window.app.api.addEventListener("executed", (e) => { if (String(e.detail.node) === String(viewer.id)) executed = e.detail; });
+  let status = null;
+  window.app.api.addEventListener("execution_success", () => { status = "success"; });
+  window.app.api.addEventListener("execution_error", (e) => { status = "error: " + e.detail.exception_message; });
+  await window.app.queuePrompt(0, 1);
+  for (let i = 0; i < 600 && !status; i++) await wait(100);
+  await wait(500);
+  const el = (viewer.widgets || []).find(w => w.name === "dispose_frame_player")?.element;
+  const img = el?.querySelector("img");
+  for (let i = 0; i < 50 && img && !(img.complete && img.naturalWidth); i++) await wait(100);
+  const c = window.app.canvas;
+  c.centerOnNode?.(viewer);
+  c.setDirty(true, true);
+  await wait(300);
+  const r = c.canvas.getBoundingClientRect(), s = c.ds.scale, [ox, oy] = c.ds.offset;
+  const box = {x: r.left + (viewer.pos[0] + ox) * s - 10, y: r.top + (viewer.pos[1] - 30 + oy) * s - 10,
+               width: viewer.size[0] * s + 20, height: (viewer.size[1] + 30) * s + 20};
+  return {status, box, images: executed?.output?.images?.length ?? 0,
+          frames: el ? Number(el.querySelector(".dispose-frame-slider").max) + 1 : 0,
+          loaded: !!(img && img.complete && img.naturalWidth > 0)};
+}"""
+
+
 def _http_json(url: str, data=None):
     req = urllib.request.Request(url, data=None if data is None else json.dumps(data).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -345,8 +400,8 @@ def drive(port: int, out: Path, temp_dir: Path, workflows: list[str]) -> dict:
         rep["focused_panel"] = page.evaluate(PANEL_JS)
         page.click("#dispose-model-files .dispose-close")
         rep["player"] = page.evaluate(PLAYER_JS, frames)
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(out / "frame_player.png"))
+        rep["real_run"] = page.evaluate(REAL_RUN_JS, RUN_PROMPT)
+        page.screenshot(path=str(out / "frame_player.png"), clip=rep["real_run"]["box"])
         browser.close()
     rep["extension_errors"] = [c for c in rep["console_errors"]
                                if PACK_DIR_NAME in c["text"] + c["url"]]

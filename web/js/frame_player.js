@@ -10,6 +10,8 @@ import { api } from "../../../scripts/api.js";
 const EXTENSION = "DisPose.FramePlayer";
 const WIDGET = "dispose_frame_player";
 const FPS = 8;
+const MIN_WIDTH = 320;
+const GRID_ROOM = 160;
 const VIEWERS = new Set(["PreviewImage", "SaveImage"]); // core nodes that display IMAGE batches
 const isOurs = (type) => (type ?? "").startsWith("DisPose");
 
@@ -34,7 +36,7 @@ class FramePlayer {
     Object.assign(bar.style, { display: "flex", gap: "6px", alignItems: "center", fontSize: "12px" });
     this.button = document.createElement("button");
     this.button.className = "dispose-play";
-    this.button.style.minWidth = "56px";
+    Object.assign(this.button.style, { minWidth: "64px", whiteSpace: "nowrap" });
     this.button.addEventListener("click", () => (this.timer ? this.pause() : this.play()));
     this.slider = document.createElement("input");
     Object.assign(this.slider, { type: "range", min: "0", value: "0", step: "1" });
@@ -43,6 +45,7 @@ class FramePlayer {
     this.slider.addEventListener("input", () => { this.pause(); this.show(Number(this.slider.value)); });
     this.label = document.createElement("span");
     this.label.className = "dispose-frame-label";
+    Object.assign(this.label.style, { whiteSpace: "nowrap", minWidth: "44px", textAlign: "right" });
     bar.append(this.button, this.slider, this.label);
     this.root.append(this.img, bar);
     this.widget = node.addDOMWidget(WIDGET, "dispose_frame_player", this.root, {
@@ -71,7 +74,7 @@ class FramePlayer {
   play() {
     this.pause();
     this.timer = setInterval(() => this.show(this.index + 1), 1000 / FPS);
-    this.button.textContent = "\u23F8 pause";
+    this.button.textContent = "|| pause";
   }
 
   pause() {
@@ -99,7 +102,10 @@ app.registerExtension({
         players.set(this, player);
       }
       player?.setFrames(images);
-      if (player) this.setSize?.([this.size[0], Math.max(this.size[1], this.computeSize?.()[1] ?? 0)]);
+      if (player) { // room for the controls, and below them for the frontend's own image grid
+        const [, height] = this.computeSize?.() ?? [0, 0];
+        this.setSize?.([Math.max(this.size[0], MIN_WIDTH), Math.max(this.size[1], height + GRID_ROOM)]);
+      }
       return result;
     };
     const onRemoved = nodeType.prototype.onRemoved;
