@@ -19,13 +19,26 @@ _BLEND = 0.5  # weight of the PCA colours over the reference in frame 0
 _DIM = 0.35  # brightness of the reference behind the driving frames' points
 
 
+def _principal_axes(centred: torch.Tensor, k: int = 3, block: int = 8, iterations: int = 30) -> torch.Tensor:
+    """(C, k) leading principal axes of (N, C) centred rows: block power iteration + Rayleigh-Ritz.
+
+    Deterministic and ~50x faster than a full SVD of a 2304 x 1280 map on a CPU; exact enough
+    for a colouring.
+    """
+    cov = centred.double().T @ centred.double()
+    q = torch.linalg.qr(cov[:, : min(block, cov.shape[0])])[0]
+    for _ in range(iterations):
+        q = torch.linalg.qr(cov @ q)[0]
+    _, vecs = torch.linalg.eigh(q.T @ cov @ q)  # ascending
+    return (q @ vecs.flip(-1)[:, :k]).float()
+
+
 def _pca_colours(feature: torch.Tensor, points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """RGB in [0,1] of every map cell (h, w, 3) and of each point embedding (18, 3): PCA(3), robust range."""
     c, h, w = feature.shape[1:]
     cells = feature[0].float().reshape(c, h * w).T
     mean = cells.mean(0)
-    _, _, vh = torch.linalg.svd(cells - mean, full_matrices=False)
-    basis = vh[:3].T  # (C, k), k <= 3
+    basis = _principal_axes(cells - mean)  # (C, k), k <= 3
     flip = torch.sign(basis.gather(0, basis.abs().argmax(0, keepdim=True)))  # deterministic signs
     basis = basis * flip
     proj = (cells - mean) @ basis
