@@ -10,6 +10,7 @@ Deliberate differences (the official code crashes or misbehaves there) are liste
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,10 +30,10 @@ from .conditioning import (
 from .control import ControlFeatures, ControlInputs, control_features
 from .decode import decode_latents, to_images
 from .loop import denoise
-from .schedule import karras_schedule
+from .schedule import EulerSchedule, karras_schedule
 from .tiling import tile_indices, tile_weights
 
-__all__ = ["ControlInputs", "SamplingInterrupted", "sample_video"]
+__all__ = ["ControlInputs", "SamplingInterrupted", "sample_latents", "sample_video"]
 
 SIZE_MULTIPLE = 64  # latent /8, three UNet downsamplers /8; the point adapter's /64 grid
 
@@ -161,6 +162,108 @@ def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dt
                       for s in range(0, poses.shape[0], chunk)])
 
 
+class _Progress:
+    """Counts tile calls and decoded chunks for ``progress``; asks ``should_stop`` before calls."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None,
+                 should_stop: Callable[[], Any] | None):
+        self.total, self.done, self.progress, self.should_stop = total, 0, progress, should_stop
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise SamplingInterrupted("Sampling was interrupted.")
+
+
+@dataclass
+class _Run:
+    """A validated, fully prepared sampling run: the loop needs nothing else."""
+
+    latents: torch.Tensor  # (1,F,4,h,w) float32 initial noise
+    schedule: EulerSchedule
+    tiles: torch.Tensor
+    weights: torch.Tensor
+    guidance: torch.Tensor | None
+    predict: _TileModel
+
+    @property
+    def calls(self) -> int:
+        return self.schedule.num_steps * self.tiles.shape[0]
+
+    def denoise(self, ticker: _Progress) -> torch.Tensor:
+        """(F,4,h,w) float32 denoised latents."""
+        out = denoise(self.latents, self.schedule, self.tiles, self.weights, self.guidance, self.predict,
+                      before_call=ticker.check_stop, after_call=ticker.tick)
+        return out[0]
+
+
+@torch.no_grad()
+def _prepare(models: Any, reference: Any, pose_images: Any, control: ControlInputs | None, seed: int,
+             steps: int, min_guidance: float, max_guidance: float, noise_aug: float, fps: int,
+             motion_bucket_id: int, tile_size: int, overlap: int, decode_chunk_size: int,
+             generator: torch.Generator | None) -> _Run:
+    """Validate, draw the noise (official order) and compute every step-invariant tensor once."""
+    ref01 = _as_float_images(reference, "reference")
+    if ref01.ndim != 3:
+        raise InputError(f"reference must be one image (H, W, 3), got {tuple(ref01.shape)}.")
+    poses = _pose_pixels(pose_images)
+    tile = validate(ref01, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
+                    decode_chunk_size=decode_chunk_size)
+    num_frames, _, height, width = poses.shape
+    unet = models.unet
+    device, dtype = _param(unet).device, _param(unet).dtype
+    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    cfg = max(min_guidance, max_guidance) > 1.0
+
+    draws = draw_noise(gen, height, width, tile)
+    ref_chw = ref01.permute(2, 0, 1)[None]
+    enc = models.image_encoder
+    emb = image_embedding(enc, clip_pixels(ref_chw, models.clip_mean, models.clip_std, models.clip_size)
+                          .to(_param(enc).device, _param(enc).dtype)).to(device, dtype)
+    vae = models.vae
+    aug = ref_chw * 2.0 - 1.0 + noise_aug * draws.noise_aug.to(ref_chw.device)
+    latent = reference_latent(vae, aug.to(_param(vae).device, _param(vae).dtype)).to(device, dtype)
+    ids = added_time_ids(fps, motion_bucket_id, noise_aug).to(device, dtype)
+    if cfg:
+        emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
+        ids = ids.expand(2, -1)
+    pose_latents = _pose_latents(models.pose_net, poses, tile, dtype).to(device)
+    features = None if control is None else control_features(control, height, width, tile)
+
+    schedule = karras_schedule(steps).to(device)
+    predict = _TileModel(unet, schedule.timesteps, emb, latent[:, None], ids, pose_latents, control, features,
+                         control.active_steps(steps) if control is not None else [False] * steps)
+    return _Run(
+        latents=periodic_initial_latents(draws.init.to(device), num_frames, schedule.init_noise_sigma),
+        schedule=schedule,
+        tiles=tile_indices(num_frames, tile, min(overlap, tile - 1)).to(device),
+        weights=tile_weights(tile).to(device),
+        guidance=frame_guidance(min_guidance, max_guidance, num_frames).to(device) if cfg else None,
+        predict=predict,
+    )
+
+
+@torch.no_grad()
+def sample_latents(
+    models: Any, reference: Any, pose_images: Any, *, control: ControlInputs | None = None, seed: int = 42,
+    steps: int = 25, min_guidance: float = 2.0, max_guidance: float = 2.0, noise_aug: float = 0.0,
+    fps: int = 7, motion_bucket_id: int = 127, tile_size: int = 16, overlap: int = 6,
+    generator: torch.Generator | None = None, progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], Any] | None = None,
+) -> torch.Tensor:
+    """Denoise only: (F,4,H/8,W/8) float32 latents (unscaled, the official 'latent' output).
+
+    Settings as in ``sample_video``.
+    """
+    run = _prepare(models, reference, pose_images, control, seed, steps, min_guidance, max_guidance,
+                   noise_aug, fps, motion_bucket_id, tile_size, overlap, 1, generator)
+    return run.denoise(_Progress(run.calls, progress, should_stop))
+
+
 @torch.no_grad()
 def sample_video(
     models: Any,
@@ -186,63 +289,20 @@ def sample_video(
     """Animate ``reference`` (H,W,3) with ``pose_images`` (F,H,W,3; frame 0 = reference pose).
 
     Returns (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with ``keep_reference_frame``; the
-    official script drops frame 0, the reconstructed reference). ``seed`` seeds a CPU generator
-    (device-independent; the official script seeds a generator on its device, so GPU runs there
-    draw different noise: pass ``generator`` to choose). CFG runs when a frame's guidance exceeds
-    1 (the official code looks only at ``max_guidance``); otherwise the conditional prediction
-    alone is used, as officially. ``progress(done, total)`` is called after each tile call and
-    decoded chunk; ``should_stop()`` before each tile call (return True or raise to interrupt).
+    official script drops frame 0, the reconstructed reference). Inputs are uint8, or float in
+    [0,1]; they are cast to each model's dtype and device. ``seed`` seeds a CPU generator
+    (device-independent; the official script seeds a generator on its device, so its GPU runs draw
+    different noise: pass ``generator`` to choose). CFG runs when a frame's guidance exceeds 1 (the
+    official code looks only at ``max_guidance``); otherwise the conditional prediction alone is
+    used, as officially. ``progress(done, total)`` is called after each tile call and decoded
+    chunk; ``should_stop()`` before each tile call (return True, or raise, to interrupt).
     """
-    ref01 = _as_float_images(reference, "reference")
-    if ref01.ndim != 3:
-        raise InputError(f"reference must be one image (H, W, 3), got {tuple(ref01.shape)}.")
-    poses = _pose_pixels(pose_images)
-    tile = validate(ref01, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
-                    decode_chunk_size=decode_chunk_size)
-    num_frames, _, height, width = poses.shape
-    unet = models.unet
-    device, dtype = _param(unet).device, _param(unet).dtype
-    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
-    cfg = max(min_guidance, max_guidance) > 1.0
-
-    # once per video: noise (official draw order), conditioning, per-frame features
-    draws = draw_noise(gen, height, width, tile)
-    ref_chw = ref01.permute(2, 0, 1)[None]
-    enc = models.image_encoder
-    emb = image_embedding(enc, clip_pixels(ref_chw, models.clip_mean, models.clip_std, models.clip_size)
-                          .to(_param(enc).device, _param(enc).dtype)).to(device, dtype)
-    vae = models.vae
-    aug = ref_chw * 2.0 - 1.0 + noise_aug * draws.noise_aug.to(ref_chw.device)
-    latent = reference_latent(vae, aug.to(_param(vae).device, _param(vae).dtype)).to(device, dtype)
-    ids = added_time_ids(fps, motion_bucket_id, noise_aug).to(device, dtype)
-    if cfg:
-        emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
-        ids = ids.expand(2, -1)
-    pose_latents = _pose_latents(models.pose_net, poses, tile, dtype).to(device)
-    features = None if control is None else control_features(control, height, width, tile)
-
-    schedule = karras_schedule(steps)
-    tiles = tile_indices(num_frames, tile, min(overlap, tile - 1)).to(device)
-    decode_chunks = -(-num_frames // decode_chunk_size)
-    total, done = steps * tiles.shape[0] + decode_chunks, 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-
-    def check_stop() -> None:
-        if should_stop is not None and should_stop():
-            raise SamplingInterrupted("Sampling was interrupted.")
-
-    predict = _TileModel(
-        unet, schedule.timesteps.to(device), emb, latent[:, None], ids, pose_latents, control, features,
-        control.active_steps(steps) if control is not None else [False] * steps)
-    latents = periodic_initial_latents(draws.init.to(device), num_frames, schedule.init_noise_sigma)
-    latents = denoise(latents, schedule.to(device), tiles, tile_weights(tile).to(device),
-                      frame_guidance(min_guidance, max_guidance, num_frames).to(device) if cfg else None,
-                      predict, before_call=check_stop, after_call=tick)
-    decoded = decode_latents(vae, latents[0], decode_chunk_size, on_chunk=tick)
-    frames = to_images(decoded)
+    run = _prepare(models, reference, pose_images, control, seed, steps, min_guidance, max_guidance,
+                   noise_aug, fps, motion_bucket_id, tile_size, overlap, decode_chunk_size, generator)
+    num_frames = run.latents.shape[1]
+    ticker = _Progress(run.calls + -(-num_frames // decode_chunk_size), progress, should_stop)
+    latents = run.denoise(ticker)
+    frames = to_images(decode_latents(models.vae, latents, decode_chunk_size, on_chunk=ticker.tick))
     return frames if keep_reference_frame else frames[1:]
+
+
