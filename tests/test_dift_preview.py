@@ -8,7 +8,7 @@ from test_dift_embeddings import make_poses
 
 from dispose_core.dift.embeddings import build_point_embeddings
 from dispose_core.dift.featurizer import extract_features
-from dispose_core.dift.preview import _pca_colours, correspondence_preview
+from dispose_core.dift.preview import _pca_colours, _principal_axes, correspondence_preview
 from dispose_core.errors import InputError
 from dispose_core.loading.layout import BY_KEY
 from dispose_core.loading.sd15 import load_dift
@@ -62,3 +62,12 @@ def test_points_carry_their_embedding_colour():
                 np.testing.assert_array_equal(preview[f, y, x], expected[k])
     with pytest.raises(InputError, match="uint8"):
         correspondence_preview(feature, poses, reference.astype(np.float32))
+
+
+def test_principal_axes_match_svd():
+    torch.manual_seed(2)
+    x = torch.randn(300, 40) @ torch.diag(torch.linspace(3.0, 0.1, 40)) @ torch.linalg.qr(torch.randn(40, 40))[0]
+    x = x - x.mean(0)
+    exact = torch.linalg.svd(x, full_matrices=False)[2][:3].T
+    cosines = (exact.T @ _principal_axes(x)).abs().diagonal()
+    assert torch.all(cosines > 0.999), cosines
