@@ -113,7 +113,8 @@ async function showDialog(focus = null) {
 
 app.registerExtension({
   name: EXTENSION,
-  commands: [{ id: COMMAND, label: "DisPose: show model files", icon: "pi pi-box", function: () => showDialog() }],
+  commands: [{ id: COMMAND, label: "DisPose: show model files", menubarLabel: "Model files", icon: "pi pi-box",
+    function: () => showDialog() }],
   menuCommands: [{ path: ["Extensions", "DisPose"], commands: [COMMAND] }],
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
