@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..types import DenseFlow, MotionField, PointEmbeddings
@@ -79,8 +80,8 @@ def control_features(control: ControlInputs, height: int, width: int, chunk: int
     if control.points is not None:
         p = control.points
         emb = p.ref_point_emb.to(device=device, dtype=dtype)
-        keypoints = torch.as_tensor(p.keypoints, dtype=torch.float32)
-        subset = torch.as_tensor(p.subset, dtype=torch.float32)
+        keypoints = torch.as_tensor(np.asarray(p.keypoints))  # any float dtype: the adapter works in float64
+        subset = torch.as_tensor(np.asarray(p.subset))
         levels: list[list[torch.Tensor]] = []
         for start, stop in _frame_chunks(keypoints.shape[0], chunk):
             maps = net.encode_points(emb, keypoints[start:stop], subset[start:stop], height, width)
