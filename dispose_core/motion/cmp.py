@@ -165,6 +165,9 @@ class FlowEncoder(nn.Module):
         return self.features(sparse)
 
 
+_POOLS = (1, 2, 4, 8)  # the decoder's four propagation scales (decoder1, decoder2, decoder4, decoder8)
+
+
 def _branch(cin: int, width: int, pool: int) -> nn.Sequential:
     layers = [nn.MaxPool2d(pool, pool)] if pool > 1 else []
     layers += _conv_bn_relu(cin, width) + _conv_bn_relu(width, width) + _conv_bn_relu(width, width)
@@ -175,12 +178,38 @@ def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=True)
 
 
+def _pool(x: torch.Tensor, k: int) -> torch.Tensor:
+    return x if k == 1 else F.max_pool2d(x, k, k)
+
+
+def _conv_part(conv: nn.Conv2d, x: torch.Tensor, channels: slice, with_bias: bool) -> torch.Tensor:
+    """What input ``channels`` of ``conv`` contribute: a conv over a concatenation is the sum of
+    its parts, so the image-only part can be computed once and the per-frame part per frame."""
+    bias = conv.bias if with_bias else None
+    return F.conv2d(x, conv.weight[:, channels], bias, conv.stride, conv.padding, conv.dilation)
+
+
+class ImageFeatures(NamedTuple):
+    """Everything CMP computes from the image alone (batch 1), reused for every frame: the
+    image-only contributions to the decoder's convolutions over concatenated inputs."""
+
+    branches: tuple[torch.Tensor, ...]  # first conv of decoder1/2/4/8 on the (pooled) image encoding
+    fusion4: torch.Tensor  # fusion4's conv on skipconv4(layer1), bias included
+    fusion2: torch.Tensor  # fusion2's conv on skipconv2(conv1), bias included
+
+
 class FlowDecoder(nn.Module):
-    """``MotionDecoderSkipLayer``: multi-scale propagation at 1/8, then two skip-fusion stages to 1/2."""
+    """``MotionDecoderSkipLayer``: multi-scale propagation at 1/8, then two skip-fusion stages to 1/2.
+
+    The official decoder convolves concatenations [image encoding, sparse encoding] and
+    [upsampled features, image skip]; here those convolutions are split (exactly, up to float
+    rounding) into the image part, computed once by ``image_terms``, and the per-frame part.
+    """
 
     def __init__(self, cfg: CMPConfig):
         super().__init__()
         cin = cfg.image_dim + cfg.sparse_dim
+        self.image_dim, self.fusion8_dim = cfg.image_dim, cfg.fusion8
         self.decoder1 = _branch(cin, cfg.branch, 1)
         self.decoder2 = _branch(cin, cfg.branch, 2)
         self.decoder4 = _branch(cin, cfg.branch, 4)
@@ -192,22 +221,35 @@ class FlowDecoder(nn.Module):
         self.fusion2 = nn.Sequential(*_conv_bn_relu(cfg.fusion4 + cfg.skip2, cfg.fusion2))
         self.head = nn.Conv2d(cfg.fusion2, 2 * cfg.nbins, 1)
 
-    def forward(self, x: torch.Tensor, skip4: torch.Tensor, skip2: torch.Tensor) -> torch.Tensor:
-        """``skip4``/``skip2`` are the outputs of ``skipconv4``/``skipconv2`` (image-only, precomputed)."""
-        x1 = self.decoder1(x)
-        x = torch.cat([x1, _up(self.decoder2(x), x1), _up(self.decoder4(x), x1), _up(self.decoder8(x), x1)], 1)
-        f8 = self.fusion8(x)
-        f4 = self.fusion4(torch.cat([_up(f8, skip4), skip4.expand(f8.shape[0], -1, -1, -1)], 1))
-        f2 = self.fusion2(torch.cat([_up(f4, skip2), skip2.expand(f4.shape[0], -1, -1, -1)], 1))
+    def _branches(self) -> tuple[tuple[nn.Conv2d, nn.Sequential, int], ...]:
+        """(first conv, layers after it, pooling) of each propagation branch."""
+        out = []
+        for pool, branch in zip(_POOLS, (self.decoder1, self.decoder2, self.decoder4, self.decoder8)):
+            first = 0 if pool == 1 else 1
+            out.append((branch[first], branch[first + 1:], pool))
+        return tuple(out)
+
+    def image_terms(self, encoded: torch.Tensor, quarter: torch.Tensor, half: torch.Tensor) -> ImageFeatures:
+        """Image-only terms from the image encoding and the encoder's 1/4 and 1/2 skip features."""
+        image = slice(0, self.image_dim)
+        branches = tuple(_conv_part(conv, _pool(encoded, pool), image, True) for conv, _, pool in self._branches())
+        skip = slice(self.fusion8_dim, None)
+        fusion4 = _conv_part(self.fusion4[0], self.skipconv4(quarter), skip, True)
+        fusion2 = _conv_part(self.fusion2[0], self.skipconv2(half), slice(self.fusion4[0].out_channels, None), True)
+        return ImageFeatures(branches, fusion4, fusion2)
+
+    def forward(self, sparse: torch.Tensor, terms: ImageFeatures) -> torch.Tensor:
+        """Bin logits from the sparse encoding (B, sparse_dim, h/8, w/8) and the image terms."""
+        frame = slice(self.image_dim, None)
+        scales = [rest(_conv_part(conv, _pool(sparse, pool), frame, False) + term)
+                  for (conv, rest, pool), term in zip(self._branches(), terms.branches)]
+        x1 = scales[0]
+        f8 = self.fusion8(torch.cat([x1] + [_up(x, x1) for x in scales[1:]], 1))
+        f8 = _up(f8, terms.fusion4)
+        f4 = self.fusion4[1:](_conv_part(self.fusion4[0], f8, slice(0, self.fusion8_dim), False) + terms.fusion4)
+        f4 = _up(f4, terms.fusion2)
+        f2 = self.fusion2[1:](_conv_part(self.fusion2[0], f4, slice(0, f4.shape[1]), False) + terms.fusion2)
         return self.head(f2)
-
-
-class ImageFeatures(NamedTuple):
-    """Everything CMP computes from the image alone (batch 1), reused for every frame."""
-
-    encoded: torch.Tensor  # (1, image_dim, h/8, w/8)
-    skip4: torch.Tensor  # skipconv4(layer1): (1, skip4, h/4, w/4)
-    skip2: torch.Tensor  # skipconv2(conv1): (1, skip2, h/2, w/2)
 
 
 class CMPModel(nn.Module):
@@ -223,14 +265,13 @@ class CMPModel(nn.Module):
 
     def encode_image(self, image: torch.Tensor) -> ImageFeatures:
         """``image`` (1, 3, h, w) RGB in [0, 1] (the official x*2-1, not the config's mean/std)."""
-        encoded, half, quarter = self.image_encoder(image * 2 - 1)
-        return ImageFeatures(encoded, self.flow_decoder.skipconv4(quarter), self.flow_decoder.skipconv2(half))
+        encoded, half, quarter = self.image_encoder(image.contiguous() * 2 - 1)
+        return self.flow_decoder.image_terms(encoded, quarter, half)
 
     def logits(self, features: ImageFeatures, sparse_flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Bin logits (B, 2 nbins, h/2, w/2) for a sparse flow and its mask (B, 2, h, w)."""
         sparse = self.flow_encoder(torch.cat([sparse_flow, mask.to(sparse_flow.dtype)], 1))
-        encoded = features.encoded.expand(sparse.shape[0], -1, -1, -1)
-        return self.flow_decoder(torch.cat([encoded, sparse], 1), features.skip4, features.skip2)
+        return self.flow_decoder(sparse, features)
 
     def propagate(self, features: ImageFeatures, sparse_flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Dense flow (B, 2, h, w) in input pixels from a sparse flow and its mask (B, 2, h, w)."""
@@ -241,11 +282,9 @@ class CMPModel(nn.Module):
 
     def logits_to_flow(self, logits: torch.Tensor) -> torch.Tensor:
         """Expected displacement per axis: softmax over the bins times the bin centres."""
-        n = self.config.nbins
-        centers = self.bin_centers.to(logits.dtype)[:, None, None]
-        fx = (logits[:, :n].softmax(1) * centers).sum(1)
-        fy = (logits[:, n:].softmax(1) * centers).sum(1)
-        return torch.stack([fx, fy], 1)
+        b, _, h, w = logits.shape
+        probs = logits.view(b * 2, self.config.nbins, h * w).softmax(1)  # x bins, then y bins
+        return (self.bin_centers.to(logits.dtype) @ probs).view(b, 2, h, w)
 
     def forward(self, image: torch.Tensor, sparse_flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """One full network call per image (the official way; kept for comparison and single frames)."""

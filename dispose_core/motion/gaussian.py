@@ -10,6 +10,7 @@ so does this matrix.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -54,11 +55,24 @@ def blur_matrix(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """(n, n) matrix ``B`` with ``B @ x`` = 1-D Gaussian filter of ``x`` with reflect-101 borders."""
+    check_kernel(kernel_size, sigma)
+    return _blur_matrix(int(n), int(kernel_size), float(sigma)).to(dtype=dtype, device=device, copy=True)
+
+
+@lru_cache(maxsize=8)
+def _blur_matrix(n: int, kernel_size: int, sigma: float) -> torch.Tensor:
+    """float64 CPU matrix, cached: it depends only on the canvas size and the kernel.
+
+    Row i of a zero-padded (n, n + 2r) matrix holds the kernel at columns i..i+2r (one strided
+    copy); the 2r padding columns (image indices -r..-1 and n..n+r-1) are then folded back onto
+    their reflect-101 images.
+    """
     g = gaussian_kernel_1d(kernel_size, sigma)
     radius = kernel_size // 2
-    offsets = torch.arange(-radius, radius + 1)
-    rows = torch.arange(n)[:, None].expand(n, kernel_size)
-    cols = reflect101(rows + offsets[None, :], n)
-    matrix = torch.zeros(n, n, dtype=torch.float64)
-    matrix.index_put_((rows.reshape(-1), cols.reshape(-1)), g.repeat(n), accumulate=True)
-    return matrix.to(dtype=dtype, device=device)
+    width = n + 2 * radius
+    padded = torch.zeros(n, width, dtype=torch.float64)
+    padded.as_strided((n, kernel_size), (width + 1, 1)).copy_(g.expand(n, kernel_size))
+    matrix = padded[:, radius:radius + n].clone()
+    outside = torch.cat([torch.arange(radius), torch.arange(radius + n, width)])
+    matrix.index_add_(1, reflect101(outside - radius, n), padded[:, outside])
+    return matrix
