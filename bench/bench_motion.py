@@ -152,11 +152,18 @@ def main() -> None:
             rows.append(bench_cmp(model, f, official_frames, args.batch_size))
     for f in frames:
         rows += pose_rows(f)
+    notes = ["sparse diff: float32 vs the official float64 path (G1 tolerance 1e-5)."]
+    if not args.no_cmp:
+        notes.append("CMP diff: float32 rounding (batch size / kernel choice) amplified by the random-weight "
+                     "network; G3 tolerance 0.034 px; float64 equality of the two paths is tested in "
+                     "tests/test_cmp_model.py.")
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, row in enumerate(rows):
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,33 @@ def test_config_inferred_from_shapes():
     model = _tiny_model()
     assert CMPConfig.from_state_dict(model.state_dict()) == model.config
     assert np.isclose(float(model.bin_centers[0]), -50 + 50 / 99)
+
+
+def _official_structure(model: CMPModel, image, sparse_flow, mask):
+    """The official forward, module by module, with concatenations and no precomputation."""
+    enc, dec = model.image_encoder, model.flow_decoder
+    img, half, quarter = enc(image * 2 - 1)
+    x = torch.cat([img, model.flow_encoder(torch.cat([sparse_flow, mask], 1))], 1)
+    x1 = dec.decoder1(x)
+    up = lambda t, like: torch.nn.functional.interpolate(t, size=like.shape[-2:], mode="bilinear",  # noqa: E731
+                                                         align_corners=True)
+    f8 = dec.fusion8(torch.cat([x1, up(dec.decoder2(x), x1), up(dec.decoder4(x), x1), up(dec.decoder8(x), x1)], 1))
+    f4 = dec.fusion4(torch.cat([up(f8, quarter), dec.skipconv4(quarter)], 1))
+    f2 = dec.fusion2(torch.cat([up(f4, half), dec.skipconv2(half)], 1))
+    logits = dec.head(f2)
+    n = model.config.nbins
+    centers = model.bin_centers.to(logits.dtype)[:, None, None]
+    flow = torch.stack([(logits[:, :n].softmax(1) * centers).sum(1), (logits[:, n:].softmax(1) * centers).sum(1)], 1)
+    return up(flow, image)
+
+
+def test_split_decoder_equals_official_structure_in_float64():
+    model = _tiny_model(3).double()
+    poses = random_poses(4, 384, 384, seed=9)
+    flow, mask = cmp_sparse_flow(poses).dense(dtype=torch.float64)
+    image = torch.rand(1, 3, 384, 384, dtype=torch.float64)
+    with torch.inference_mode():
+        expected = _official_structure(model, image.expand(3, -1, -1, -1), flow, mask.double())
+        batched = model.propagate(model.encode_image(image), flow, mask)
+    torch.testing.assert_close(batched, expected, atol=1e-10, rtol=0)
+    assert expected.abs().max() > 0.01
