@@ -103,3 +103,22 @@ def test_should_stop_interrupts_and_bad_input_is_clear():
         extract_features(featurizer, image.repeat(2, 1, 1, 1), ensemble_size=2)
     with pytest.raises(InputError, match="one up-block index per timestep"):
         extract_features(featurizer, image, timesteps=(261, 0), up_ft_index=(1,))
+
+
+@pytest.mark.parametrize("latent_hw", [(8, 16), (9, 13)])
+def test_truncated_unet_equals_diffusers_forward(latent_hw):
+    """Our early-stopping UNet pass gives diffusers' own up-block output, also for odd latent sizes."""
+    featurizer, _ = _m4_featurizer()
+    unet = featurizer.unet
+    torch.manual_seed(0)
+    latents = torch.randn(2, unet.config.in_channels, *latent_hw)
+    context = featurizer.prompt_embeds
+    for index in (1, 2):
+        seen = {}
+        hook = unet.up_blocks[index].register_forward_hook(lambda m, i, o: seen.setdefault("out", o))
+        with torch.no_grad():
+            unet(latents, 261, encoder_hidden_states=context.expand(2, -1, -1))
+        hook.remove()
+        ours = featurizer.up_features(latents, 261, context, index)
+        assert ours.shape == seen["out"].shape
+        assert rel_l2(ours, seen["out"]) < 1e-6
