@@ -7,6 +7,7 @@ import torch
 from golden import golden_params, rel_l2, require
 from dispose_core.errors import InputError
 from dispose_core.models.posenet import PoseNet
+from dispose_core.models.svd_trunk import set_official_batch_quirk
 from dispose_core.models.unet import MimicMotionUNet
 
 
@@ -37,7 +38,7 @@ def _unet_call(model, t):
         )
 
 
-@golden_params("M3a")
+@golden_params("M3")
 def test_unet_golden(golden_name):
     case = require(golden_name)
     out = _unet_call(_module(case, MimicMotionUNet), case.tensors)
@@ -86,3 +87,17 @@ def test_posenet_rejects_bad_shapes():
         PoseNet(32)(torch.zeros(1, 3, 20, 16))
     with pytest.raises(InputError, match=r"\(N,3,H,W\)"):
         PoseNet(32)(torch.zeros(1, 4, 16, 16))
+
+
+def test_official_batch_quirk_mixes_cfg_halves_and_can_be_switched_off():
+    """diffusers-0.27 layout (default): a CFG batch item is not independent of the other one."""
+    unet = _tiny_unet()
+    sample, t, ehs, ids = _inputs(b=2)
+    with torch.no_grad():
+        alone = unet(sample[1:], t, ehs[1:], ids[1:])
+        quirky = unet(sample, t, ehs, ids)
+        set_official_batch_quirk(unet, False)
+        fixed = unet(sample, t, ehs, ids)
+        set_official_batch_quirk(unet, True)
+    assert rel_l2(fixed[1:], alone) < 1e-5
+    assert rel_l2(quirky[1:], alone) > 1e-3

@@ -7,6 +7,7 @@ down path and the input checks are written once here as a mixin.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -14,11 +15,16 @@ from torch import nn
 from ..errors import InputError
 
 
+def block_skip_count(block: nn.Module) -> int:
+    """Skip tensors one down block emits: one per resnet layer, one per downsampler."""
+    return len(block.resnets) + (len(block.downsamplers) if block.downsamplers is not None else 0)
+
+
 def skip_counts(down_blocks: nn.ModuleList) -> list[int]:
     """Number of skip tensors collected after each down block (conv_in's output counts first)."""
     counts, total = [], 1
     for block in down_blocks:
-        total += len(block.resnets) + (len(block.downsamplers) if block.downsamplers is not None else 0)
+        total += block_skip_count(block)
         counts.append(total)
     return counts
 
@@ -26,6 +32,17 @@ def skip_counts(down_blocks: nn.ModuleList) -> list[int]:
 def down_scale(down_blocks: nn.ModuleList) -> int:
     """Total spatial reduction of the down path (8 for SVD: three downsamplers)."""
     return 2 ** sum(block.downsamplers is not None for block in down_blocks)
+
+
+class Prepared(NamedTuple):
+    """Per-call quantities both forwards start from."""
+
+    batch: int
+    frames: int
+    emb: torch.Tensor  # (B*F, time_embed_dim)
+    context: torch.Tensor  # (B*F, tokens, dim)
+    indicator: torch.Tensor  # (B, F) zeros: every frame is a video frame
+    hidden: torch.Tensor  # conv_in output, (B*F, C0, h, w)
 
 
 class SVDEncoderMixin:
@@ -73,7 +90,13 @@ class SVDEncoderMixin:
                 f"{what}: added_time_ids must be (B={b}, {n_ids}) = [fps-1, motion_bucket_id, noise_aug], "
                 f"got {tuple(added_time_ids.shape)}."
             )
+        self.ensure_batch_quirk()
         return b, f
+
+    def ensure_batch_quirk(self) -> None:
+        """Install the diffusers-0.27 context layout on first use unless it was set explicitly."""
+        if not hasattr(self, "_time_context_hooks"):
+            set_official_batch_quirk(self, True)
 
     def embed_time(
         self, timestep: torch.Tensor | float, added_time_ids: torch.Tensor, batch: int, frames: int
@@ -88,6 +111,26 @@ class SVDEncoderMixin:
         ids = self.add_time_proj(added_time_ids.to(device).flatten()).reshape(batch, -1)
         emb = emb + self.add_embedding(ids.to(emb.dtype))
         return emb.repeat_interleave(frames, dim=0)
+
+    def prepare(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float,
+        encoder_hidden_states: torch.Tensor,
+        added_time_ids: torch.Tensor,
+        what: str,
+    ) -> Prepared:
+        """Check the inputs, embed the time, repeat the context per frame, apply conv_in."""
+        batch, frames = self.check_inputs(sample, encoder_hidden_states, added_time_ids, what)
+        dtype = self.param_dtype
+        return Prepared(
+            batch,
+            frames,
+            self.embed_time(timestep, added_time_ids, batch, frames),
+            encoder_hidden_states.to(dtype).repeat_interleave(frames, dim=0),
+            torch.zeros(batch, frames, dtype=dtype, device=sample.device),
+            self.conv_in(sample.flatten(0, 1).to(dtype)),
+        )
 
     def run_down(
         self,
@@ -119,6 +162,34 @@ class SVDEncoderMixin:
         )
 
 
-def frame_context(encoder_hidden_states: torch.Tensor, frames: int, dtype: torch.dtype) -> torch.Tensor:
-    """(B, T, C) image embedding -> (B*F, T, C), one copy per frame as the attention layers expect."""
-    return encoder_hidden_states.to(dtype).repeat_interleave(frames, dim=0)
+def _diffusers_027_time_context(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Lay out the temporal blocks' cross-attention context as diffusers 0.27 did (see below)."""
+    hidden = args[0] if args else kwargs["hidden_states"]
+    context = kwargs.get("encoder_hidden_states")
+    batch = hidden.shape[0] // kwargs["num_frames"]
+    if context is None or batch == 1:
+        return None
+    rows = hidden.shape[1]
+    kwargs["encoder_hidden_states"] = context.unflatten(0, (batch, rows)).transpose(0, 1).flatten(0, 1)
+    return args, kwargs
+
+
+def set_official_batch_quirk(model: nn.Module, enabled: bool = True) -> None:
+    """Reproduce (or not) diffusers 0.27's batch mix-up in the SVD temporal cross-attention.
+
+    MimicMotion and DisPose run on diffusers 0.27, whose ``TransformerSpatioTemporalModel`` builds the
+    temporal blocks' context in (position, batch) order while the hidden rows are (batch, position):
+    with a CFG batch of 2, row r attends to the image embedding of batch item r mod 2, so the
+    unconditional and conditional embeddings alternate over positions. Later diffusers fixed this.
+    The official outputs (and the goldens) depend on it whenever B > 1, so it is on by default;
+    ``enabled=False`` gives the corrected behaviour. B = 1 is unaffected either way.
+    """
+    for handle in getattr(model, "_time_context_hooks", []):
+        handle.remove()
+    hooks = []
+    if enabled:
+        for module in model.modules():
+            for block in getattr(module, "temporal_transformer_blocks", ()):
+                hooks.append(block.register_forward_pre_hook(_diffusers_027_time_context, with_kwargs=True))
+    model._time_context_hooks = hooks
+    model.official_batch_quirk = enabled

@@ -18,7 +18,7 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
 from ..errors import InputError
-from .svd_trunk import SVDEncoderMixin, frame_context, skip_counts
+from .svd_trunk import SVDEncoderMixin, skip_counts
 
 
 class MimicMotionUNet(SVDEncoderMixin, UNetSpatioTemporalConditionModel):
@@ -43,13 +43,10 @@ class MimicMotionUNet(SVDEncoderMixin, UNetSpatioTemporalConditionModel):
 
         ``pose_latents``: (B*F, C0, h, w), batch-major. Residuals: one per skip, (B*F, C_j, h_j, w_j).
         """
-        batch, frames = self.check_inputs(sample, encoder_hidden_states, added_time_ids, "MimicMotion UNet")
-        dtype = self.param_dtype
-        emb = self.embed_time(timestep, added_time_ids, batch, frames)
-        context = frame_context(encoder_hidden_states, frames, dtype)
-        indicator = torch.zeros(batch, frames, dtype=dtype, device=sample.device)
-
-        hidden = self.conv_in(sample.flatten(0, 1).to(dtype))
+        batch, frames, emb, context, indicator, hidden = self.prepare(
+            sample, timestep, encoder_hidden_states, added_time_ids, "MimicMotion UNet"
+        )
+        dtype = hidden.dtype
         if pose_latents is not None:
             if tuple(pose_latents.shape) != tuple(hidden.shape):
                 raise InputError(
