@@ -9,8 +9,9 @@ Network (official ``CMP`` with ``MotionDecoderSkipLayer``): a dilated ResNet-50 
 (flow x, flow y, mask, mask); a 4-branch decoder predicts 2 x 99 bin logits at half resolution,
 turned into a flow by a per-axis softmax over bin centres and a bilinear (align_corners) upsample.
 
-Speed: everything that depends on the image only - the ResNet and the decoder's two skip
-convolutions - is computed once per video (``encode_image``); the per-frame part runs batched.
+Speed: everything that depends on the image only - the ResNet, the decoder's two skip
+convolutions and the image part of each decoder convolution over a concatenation - is computed
+once per video (``encode_image``); the per-frame part runs batched over frames (``propagate``).
 """
 from __future__ import annotations
 
@@ -209,7 +210,7 @@ class FlowDecoder(nn.Module):
     def __init__(self, cfg: CMPConfig):
         super().__init__()
         cin = cfg.image_dim + cfg.sparse_dim
-        self.image_dim, self.fusion8_dim = cfg.image_dim, cfg.fusion8
+        self.image_dim, self.fusion8_dim, self.fusion4_dim = cfg.image_dim, cfg.fusion8, cfg.fusion4
         self.decoder1 = _branch(cin, cfg.branch, 1)
         self.decoder2 = _branch(cin, cfg.branch, 2)
         self.decoder4 = _branch(cin, cfg.branch, 4)
@@ -235,7 +236,7 @@ class FlowDecoder(nn.Module):
         branches = tuple(_conv_part(conv, _pool(encoded, pool), image, True) for conv, _, pool in self._branches())
         skip = slice(self.fusion8_dim, None)
         fusion4 = _conv_part(self.fusion4[0], self.skipconv4(quarter), skip, True)
-        fusion2 = _conv_part(self.fusion2[0], self.skipconv2(half), slice(self.fusion4[0].out_channels, None), True)
+        fusion2 = _conv_part(self.fusion2[0], self.skipconv2(half), slice(self.fusion4_dim, None), True)
         return ImageFeatures(branches, fusion4, fusion2)
 
     def forward(self, sparse: torch.Tensor, terms: ImageFeatures) -> torch.Tensor:
@@ -248,7 +249,7 @@ class FlowDecoder(nn.Module):
         f8 = _up(f8, terms.fusion4)
         f4 = self.fusion4[1:](_conv_part(self.fusion4[0], f8, slice(0, self.fusion8_dim), False) + terms.fusion4)
         f4 = _up(f4, terms.fusion2)
-        f2 = self.fusion2[1:](_conv_part(self.fusion2[0], f4, slice(0, f4.shape[1]), False) + terms.fusion2)
+        f2 = self.fusion2[1:](_conv_part(self.fusion2[0], f4, slice(0, self.fusion4_dim), False) + terms.fusion2)
         return self.head(f2)
 
 
