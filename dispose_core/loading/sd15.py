@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ from ..dift.featurizer import DIFT_PROMPT, DiftFeaturizer, ddim_alphas_cumprod
 from ..errors import ModelFileError
 from .checkpoint import load_strict, read_checkpoint, require_file
 from .layout import BY_KEY
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The VAE state dict DIFT keeps; decoder.* and post_quant_conv.* of the file are not read into anything.
@@ -138,13 +142,13 @@ def encode_prompt(text_encoder: nn.Module, input_ids: torch.Tensor) -> torch.Ten
     return text_encoder(input_ids.to(text_encoder.device)).last_hidden_state
 
 
-def tokenize(tokenizer, text: str, max_length: int) -> torch.Tensor:
+def tokenize(tokenizer: CLIPTokenizer, text: str, max_length: int) -> torch.Tensor:
     """Token ids (1, max_length): <|startoftext|> ... <|endoftext|>, padded with the pad token."""
     return tokenizer(text, padding="max_length", max_length=max_length, truncation=True,
                      return_tensors="pt").input_ids
 
 
-def load_tokenizer(folder: Path):
+def load_tokenizer(folder: Path) -> CLIPTokenizer:
     """The CLIP tokenizer from vocab.json + merges.txt (+ tokenizer_config.json if present)."""
     from transformers import CLIPTokenizer
 
