@@ -114,9 +114,10 @@ def test_reference_size_must_match_canvas():
         compute_dense_flow(_tiny_model(), torch.rand(3, 40, 30), random_poses(3, 40, 30), batch_size=0)
 
 
-def test_half_precision_runs():
+def test_half_precision_and_one_driving_frame():
     model = _tiny_model().to(torch.bfloat16)
-    dense = compute_dense_flow(model, torch.rand(3, 48, 40), random_poses(3, 48, 40))
+    dense = compute_dense_flow(model, torch.rand(3, 48, 40), random_poses(2, 48, 40))
+    assert dense.flow.shape == (1, 2, 48, 40) and dense.num_frames == 2
     assert dense.flow.dtype == torch.float32 and torch.isfinite(dense.flow).all()
 
 

@@ -145,3 +145,17 @@ def test_kernel_size_one_is_identity():
     flow = compute_motion_field(poses, kernel_size=1, sigma=1.0).flow
     expected = torch.from_numpy(dense_impulses(poses)).permute(0, 3, 1, 2).float()
     torch.testing.assert_close(flow, expected)
+
+
+def test_frame_without_person_matches_official_path():
+    poses = random_poses(4, 48, 40, seed=8)
+    poses.body_subset[2] = -1  # nobody detected in frame 2
+    imp = step_impulses(poses)
+    assert not imp.keep[2].any()  # nothing starts from the empty frame
+    # official quirk: every point visible in frame 1 jumps to the origin in step 1 -> 2
+    jumped = imp.keep[1]
+    start = track_positions(poses)[0][1]
+    torch.testing.assert_close(imp.values[1][jumped], -start[jumped])
+    ours = compute_motion_field(poses, kernel_size=31, sigma=6.0).flow
+    expected = np.stack([official_blur(m, 31, 6.0) for m in dense_impulses(poses)]).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(ours.numpy(), expected, atol=1e-5, rtol=1e-4)
