@@ -11,11 +11,14 @@ const COMMAND = "DisPose.ShowModelFiles";
 const WIDGET = "dispose_model_files";
 const loaders = new Map(); // node id -> display name, filled from the node definitions
 
-let pending = null; // one request at a time, shared by every node
+const MAX_AGE_MS = 5000; // nodes created together (a workflow load) share one request
+let pending = null;
+let fetchedAt = 0;
 const statusNodes = new Set();
 
 function fetchReport(force = false) {
-  if (!pending || force) {
+  if (!pending || force || Date.now() - fetchedAt > MAX_AGE_MS) {
+    fetchedAt = Date.now();
     pending = api.fetchApi("/dispose/models", { cache: "no-store" })
       .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
       .catch((err) => ({ error: String(err?.message ?? err), models: [] }));
