@@ -66,11 +66,23 @@ def test_diffusers_folder_rules(tmp_path):
     folder.mkdir(parents=True)
     (folder / "vae").mkdir()
     dirs = {svd.folder: [str(tmp_path / svd.folder)]}
+    (folder / "model_index.json").write_text("{}")  # not enough: the loaders read the sub-folders
     (row,) = [s for s in model_status(dirs, [svd])]
-    assert not row.found and row.missing_parts == ["unet", "image_encoder"]
-    assert "lacks: unet, image_encoder" in status_report(dirs, [svd])["models"][0]["message"]
-    (folder / "model_index.json").write_text("{}")
+    expected = [p for p in DIFFUSERS_PARTS["svd"] if p != "vae"]
+    assert not row.found and row.missing_parts == expected
+    assert f"lacks: {', '.join(expected)}" in status_report(dirs, [svd])["models"][0]["message"]
+    for part in expected:
+        (folder / part).mkdir()
     assert model_status(dirs, [svd])[0].found
+
+
+def test_tiny_diffusers_folders_have_every_part(tiny_models_dir):
+    """The tiny factory mirrors the real folders: each one it writes counts as found."""
+    written = [m for m in MODEL_FILES if m.is_dir and m.path_in(tiny_models_dir).is_dir()]
+    assert written, "the tiny factory wrote no diffusers folder"
+    dirs = {f: [str(tiny_models_dir / f)] for f in MODEL_FOLDERS}
+    for row in model_status(dirs, written):
+        assert row.found, (row.name, row.missing_parts)
 
 
 def test_a_file_where_a_folder_is_expected_is_missing(tmp_path):

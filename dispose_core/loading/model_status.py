@@ -14,10 +14,11 @@ from pathlib import Path
 
 from .layout import MODEL_FILES, ModelFile
 
-# Sub-folders a diffusers folder must have when it lacks model_index.json (loaders read only these).
+# Sub-folders of a diffusers folder that the loaders read (loading/sd15.py, loading/svd.py); a
+# folder lacking one is reported incomplete, whether or not it has model_index.json.
 DIFFUSERS_PARTS: dict[str, tuple[str, ...]] = {
-    "sd15": ("unet", "vae", "text_encoder", "tokenizer"),
-    "svd": ("unet", "vae", "image_encoder"),
+    "sd15": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+    "svd": ("unet", "vae", "image_encoder", "feature_extractor", "scheduler"),
 }
 
 
@@ -37,11 +38,9 @@ class ModelStatus:
     bytes_on_disk: int | None  # size of a found single file (a truncated download shows here)
 
 
-def _diffusers_ok(path: Path, key: str) -> tuple[bool, list[str]]:
-    """A diffusers folder is usable with its model_index.json or the sub-folders loaders need."""
-    parts = DIFFUSERS_PARTS.get(key, ())
-    missing = [p for p in parts if not (path / p).is_dir()]
-    return (path / "model_index.json").is_file() or not missing, missing
+def _missing_parts(path: Path, key: str) -> list[str]:
+    """Sub-folders the loaders need that a diffusers folder lacks (a partial download)."""
+    return [p for p in DIFFUSERS_PARTS.get(key, ()) if not (path / p).is_dir()]
 
 
 def check_model(model: ModelFile, searched: Sequence[str | os.PathLike]) -> ModelStatus:
@@ -53,8 +52,8 @@ def check_model(model: ModelFile, searched: Sequence[str | os.PathLike]) -> Mode
         if model.is_dir:
             if not candidate.is_dir():
                 continue
-            ok, missing = _diffusers_ok(candidate, model.key)
-            if not ok:
+            missing = _missing_parts(candidate, model.key)
+            if missing:
                 missing_parts = missing_parts or missing
                 continue
             return _status(model, dirs, str(candidate), None, [])
