@@ -36,7 +36,7 @@ class MimicMotionLoader(DisposeNode):
 
     def run(self, svd_folder: str, mimicmotion_checkpoint: str, precision: str) -> tuple:
         svd, weights = model_path("svd", svd_folder), model_path("mimicmotion", mimicmotion_checkpoint)
-        from ..dispose_core.models import load_mimicmotion
+        from ..dispose_core.loading.mimicmotion import load_mimicmotion
 
         models = load_mimicmotion(svd, weights, bridge.pick_dtype(precision))
         return (bridge.manage(models),)
@@ -63,7 +63,7 @@ class DisPoseControlNetLoader(DisposeNode):
 
     def run(self, mimicmotion_model: bridge.Managed, dispose_checkpoint: str, precision: str) -> tuple:
         path = model_path("dispose", dispose_checkpoint)
-        from ..dispose_core.models import load_dispose_controlnet
+        from ..dispose_core.loading.dispose import load_dispose_controlnet
 
         controlnet, report = load_dispose_controlnet(path, mimicmotion_model.value.unet, bridge.pick_dtype(precision))
         log.info("DisPose ControlNet: %s", report)
