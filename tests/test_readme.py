@@ -99,3 +99,19 @@ def test_api_example_matches_the_api_workflow():
     assert wf["14"]["class_type"] == "DisPoseMimicMotionSampler" and "seed" in wf["14"]["inputs"]
     assert wf["16"]["class_type"] == "SaveVideo"
     assert wf["16"]["inputs"]["filename_prefix"] == "video/dispose"  # the file name the example shows
+
+
+def test_quirk_switches_exist_in_the_code():
+    """Every switch the README's quirk table names is a parameter/function of the module it cites."""
+    text = README.read_text(encoding="utf-8")
+    table = text.split("## Official-code behaviour kept", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "dispose_core." in line]
+    assert rows, "no quirk switches listed"
+    for row in rows:
+        switch = row.rsplit("|", 2)[-2]
+        names = re.findall(r"`(\w+)[=(]", switch)
+        modules = re.findall(r"`(dispose_core(?:\.\w+)+)`", switch)
+        assert names and modules, row
+        source = "".join((REPO / (m.replace(".", "/") + ".py")).read_text() for m in modules)
+        for name in names:
+            assert re.search(rf"\b{name}\b", source), (name, modules)
