@@ -44,11 +44,16 @@ LOAD_JS = """async ([wf, name]) => {
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const known = window.LiteGraph.registered_node_types;
   const g = window.app.graph;
+  const saved = JSON.parse(JSON.stringify(g.serialize()));
+  const prompt = (await window.app.graphToPrompt()).output;
   return {
     missing: [...new Set(window.__missing)],
     invalid: g.nodes.filter(n => !(n.type in known) || n.has_errors).map(n => `${n.id}:${n.type}`),
     nodes: g.nodes.map(n => ({id: n.id, type: n.type})),
     toasts: [...document.querySelectorAll(".p-toast-message")].map(e => e.innerText.trim()),
+    // what Save and Run would write now that our widgets are on the nodes
+    widgets_values: Object.fromEntries(saved.nodes.map(n => [n.id, n.widgets_values ?? null])),
+    prompt_inputs: Object.fromEntries(Object.entries(prompt).map(([id, n]) => [id, Object.keys(n.inputs)])),
   };
 }"""
 

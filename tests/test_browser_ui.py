@@ -119,6 +119,17 @@ def test_every_ui_workflow_loads_without_missing_or_invalid_nodes(report):
         assert any(n["type"].startswith("DisPose") for n in res["nodes"]), f"{path}: none of our nodes"
 
 
+def test_extension_widgets_stay_out_of_saved_workflows_and_prompts(report):
+    """The status button and the player are UI only: Save writes the same widget values as the
+    file had, and Run sends none of their names as node inputs."""
+    for res in report["workflows"]:
+        original = json.loads(Path(res["file"]).read_text())
+        for node in original["nodes"]:
+            assert res["widgets_values"][str(node["id"])] == node.get("widgets_values"), (res["file"], node["type"])
+        for inputs in res["prompt_inputs"].values():
+            assert not {"dispose_model_files", "dispose_frame_player"} & set(inputs), inputs
+
+
 def test_model_panel_names_the_missing_file(report):
     from dispose_core.loading.layout import BY_KEY
 
