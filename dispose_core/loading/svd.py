@@ -1,0 +1,139 @@
+"""The Stable Video Diffusion xt 1.1 diffusers folder: configs, temporal VAE, CLIP image encoder.
+
+What MimicMotion takes from it (``stable-video-diffusion-img2vid-xt-1-1/``): the UNet *config* (its
+weights come from ``MimicMotion_1-1.pth``), the VAE and image encoder weights (fp16 variant or full
+precision), the scheduler config and the CLIP preprocessing constants. Everything is read from
+the folder (no hub), models are built on the meta device and filled strictly.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelFileError
+from .checkpoint import load_strict, require_file
+from .layout import BY_KEY
+
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# Persistent in older transformers, a non-persistent buffer now: present in some files, never needed.
+_OLD_CLIP_BUFFERS = ("vision_model.embeddings.position_ids",)
+
+
+def _hint() -> str:
+    entry = BY_KEY["svd"]
+    return f"The '{entry.name}' folder is incomplete; download the missing file from {entry.source}."
+
+
+def check_dtype(dtype: torch.dtype, what: str) -> None:
+    if dtype not in DTYPES:
+        raise ModelFileError(f"{what}: unsupported dtype {dtype}; use torch.float32, torch.float16 or torch.bfloat16.")
+
+
+def cast(module: nn.Module, dtype: torch.dtype, device: torch.device | str | None = None) -> nn.Module:
+    """Plain ``nn.Module.to``: diffusers' override only adds a warning about fp32-kept modules (none here)."""
+    return nn.Module.to(module, device=device, dtype=dtype)
+
+
+def read_json(path: Path, what: str, hint: str = "") -> dict:
+    require_file(path, what, hint or _hint())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{what}: cannot read '{path}': {exc}") from exc
+
+
+def _variant_file(folder: Path, stem: str, dtype: torch.dtype, what: str) -> Path:
+    """``<stem>.safetensors`` or its fp16 variant: full precision first for float32, else fp16 first."""
+    names = [f"{stem}.safetensors", f"{stem}.fp16.safetensors"]
+    if dtype != torch.float32:
+        names.reverse()
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelFileError(f"{what}: no weight file in folder '{folder}' (looked for {' and '.join(names)}). {_hint()}")
+
+
+@dataclass(frozen=True)
+class SVDFolder:
+    """Configs and weight-file paths of an SVD xt diffusers folder (no tensors read yet)."""
+
+    root: Path
+    unet_config: dict
+    vae_config: dict
+    image_encoder_config: dict
+    scheduler_config: dict
+    feature_extractor_config: dict
+    vae_file: Path
+    image_encoder_file: Path
+
+    @property
+    def clip_size(self) -> tuple[int, int]:
+        """(height, width) the CLIP image encoder expects (224x224 for SVD)."""
+        crop = self.feature_extractor_config.get("crop_size", self.image_encoder_config.get("image_size", 224))
+        if isinstance(crop, Mapping):
+            return int(crop["height"]), int(crop["width"])
+        return int(crop), int(crop)
+
+    @property
+    def clip_mean(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.feature_extractor_config["image_mean"])
+
+    @property
+    def clip_std(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.feature_extractor_config["image_std"])
+
+
+def read_svd_folder(svd_dir: str | Path, dtype: torch.dtype = torch.float32) -> SVDFolder:
+    """Check the folder layout and read every config; choose the VAE / CLIP weight variants for ``dtype``."""
+    root = Path(svd_dir)
+    if not root.is_dir():
+        raise ModelFileError(BY_KEY["svd"].missing_message([str(root.parent)]))
+    unet_config = read_json(root / "unet" / "config.json", "SVD UNet config")
+    if unet_config.get("_class_name", "UNetSpatioTemporalConditionModel") != "UNetSpatioTemporalConditionModel":
+        raise ModelFileError(
+            f"'{root}' is not a Stable Video Diffusion folder: its UNet is a {unet_config['_class_name']}. "
+            f"Use {BY_KEY['svd'].name} from {BY_KEY['svd'].source}."
+        )
+    feature = read_json(root / "feature_extractor" / "preprocessor_config.json", "SVD feature extractor config")
+    for field in ("image_mean", "image_std"):
+        if field not in feature:
+            raise ModelFileError(f"SVD feature extractor config '{root / 'feature_extractor'}' has no '{field}'. {_hint()}")
+    return SVDFolder(
+        root=root,
+        unet_config=unet_config,
+        vae_config=read_json(root / "vae" / "config.json", "SVD VAE config"),
+        image_encoder_config=read_json(root / "image_encoder" / "config.json", "SVD image encoder config"),
+        scheduler_config=read_json(root / "scheduler" / "scheduler_config.json", "SVD scheduler config"),
+        feature_extractor_config=feature,
+        vae_file=_variant_file(root / "vae", "diffusion_pytorch_model", dtype, "SVD VAE"),
+        image_encoder_file=_variant_file(root / "image_encoder", "model", dtype, "SVD image encoder"),
+    )
+
+
+def build_vae(config: Mapping, state_dict: Mapping[str, torch.Tensor], *, file: str | Path) -> nn.Module:
+    """diffusers AutoencoderKLTemporalDecoder from its config, filled strictly."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    with torch.device("meta"):
+        vae = AutoencoderKLTemporalDecoder.from_config(dict(config))
+    load_strict(vae, dict(state_dict), file=file, what="SVD VAE")
+    return vae.eval().requires_grad_(False)
+
+
+def build_image_encoder(config: Mapping, state_dict: Mapping[str, torch.Tensor], *, file: str | Path) -> nn.Module:
+    """transformers CLIPVisionModelWithProjection from its config, filled strictly."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    with torch.device("meta"):
+        model = CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(dict(config)))
+    state_dict = {k: v for k, v in state_dict.items() if k not in _OLD_CLIP_BUFFERS}
+    load_strict(model, state_dict, file=file, what="SVD image encoder")
+    embeddings = model.vision_model.embeddings  # its position ids are a non-persistent buffer
+    embeddings.register_buffer("position_ids", torch.arange(embeddings.num_positions)[None], persistent=False)
+    return model.eval().requires_grad_(False)
+

@@ -1,0 +1,116 @@
+"""Tiny SVD xt 1.1 diffusers folder: ``diffusers/stable-video-diffusion-img2vid-xt-1-1/``.
+
+Real file names and config fields (model_index.json, unet/vae/image_encoder config.json, the fp16
+weight variants, scheduler and feature-extractor configs with the real SVD values) and real key
+names, with the tiny widths of the golden cases (UNet channels 32, cross-attention 32, CLIP width
+32). The UNet weights are not written: MimicMotion's loader builds the UNet from this config and
+fills it from ``MimicMotion_1-1.pth`` only (as the official code does).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from safetensors.torch import save_file
+
+from ..loading.layout import BY_KEY
+
+T = TypeVar("T")
+_SEED = 1600
+TINY_UNET_CONFIG: dict = {
+    "_class_name": "UNetSpatioTemporalConditionModel", "_diffusers_version": "0.24.0.dev0",
+    "addition_time_embed_dim": 16, "block_out_channels": [32, 32, 32, 32], "cross_attention_dim": 32,
+    "down_block_types": ["CrossAttnDownBlockSpatioTemporal"] * 3 + ["DownBlockSpatioTemporal"],
+    "in_channels": 8, "layers_per_block": 2, "num_attention_heads": [1, 2, 2, 2], "num_frames": 25,
+    "out_channels": 4, "projection_class_embeddings_input_dim": 48, "sample_size": 16,
+    "transformer_layers_per_block": 1,
+    "up_block_types": ["UpBlockSpatioTemporal"] + ["CrossAttnUpBlockSpatioTemporal"] * 3,
+}
+_VAE = {
+    "_class_name": "AutoencoderKLTemporalDecoder", "_diffusers_version": "0.24.0.dev0",
+    "block_out_channels": [32, 32, 32, 32], "down_block_types": ["DownEncoderBlock2D"] * 4, "force_upcast": True,
+    "in_channels": 3, "latent_channels": 4, "layers_per_block": 1, "out_channels": 3, "sample_size": 64,
+    "scaling_factor": 0.18215,
+}
+_IMAGE_ENCODER = {
+    "architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model", "hidden_size": 32,
+    "intermediate_size": 64, "projection_dim": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+    "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+    "attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
+    "torch_dtype": "float16",
+}
+# The real SVD xt 1.1 scheduler and CLIP preprocessing (small, no reason to shrink).
+_SCHEDULER = {
+    "_class_name": "EulerDiscreteScheduler", "_diffusers_version": "0.24.0.dev0", "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False, "interpolation_type": "linear",
+    "num_train_timesteps": 1000, "prediction_type": "v_prediction", "set_alpha_to_one": False, "sigma_max": 700.0,
+    "sigma_min": 0.002, "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading",
+    "timestep_type": "continuous", "trained_betas": None, "use_karras_sigmas": True,
+}
+_FEATURE_EXTRACTOR = {
+    "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
+    "do_normalize": True, "do_rescale": True, "do_resize": True, "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "CLIPImageProcessor",
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "rescale_factor": 0.00392156862745098,
+    "size": {"shortest_edge": 224},
+}
+_MODEL_INDEX = {
+    "_class_name": "StableVideoDiffusionPipeline", "_diffusers_version": "0.24.0.dev0",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"], "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+    "scheduler": ["diffusers", "EulerDiscreteScheduler"], "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+    "vae": ["diffusers", "AutoencoderKLTemporalDecoder"],
+}
+
+
+def _write_json(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def seeded(seed: int, factory: Callable[[], T]) -> T:
+    """Build with a fixed seed without touching the caller's global RNG state (files are reproducible)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def save_pth(state: dict[str, torch.Tensor], key: str, models_dir: Path) -> list[Path]:
+    """``torch.save`` a flat state dict at the layout path of ``key`` (as the real .pth files are)."""
+    path = BY_KEY[key].path_in(models_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return [path]
+
+
+def _fp16(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+
+
+def write_tiny_models(models_dir: Path) -> list[Path]:
+    from diffusers import AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    root = BY_KEY["svd"].path_in(models_dir)
+    written = [
+        _write_json(root / "model_index.json", _MODEL_INDEX),
+        _write_json(root / "unet" / "config.json", TINY_UNET_CONFIG),
+        _write_json(root / "vae" / "config.json", _VAE),
+        _write_json(root / "image_encoder" / "config.json", _IMAGE_ENCODER),
+        _write_json(root / "scheduler" / "scheduler_config.json", _SCHEDULER),
+        _write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR),
+    ]
+    vae, encoder = seeded(_SEED, lambda: (
+        AutoencoderKLTemporalDecoder.from_config(_VAE),
+        CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(_IMAGE_ENCODER)),
+    ))
+    for module, path in (
+        (vae, root / "vae" / "diffusion_pytorch_model.fp16.safetensors"),
+        (encoder, root / "image_encoder" / "model.fp16.safetensors"),
+    ):
+        save_file(_fp16(module), str(path))
+        written.append(path)
+    return written
