@@ -2,10 +2,12 @@
 
 Run by that test with ComfyUI's own Python (which has playwright but need not have pytest):
 
-    python tests/test_browser_driver.py --port P --out DIR --temp-dir SERVER_TEMP WF.json...
+    python tests/test_browser_driver.py --port P --out DIR --temp-dir SERVER_TEMP \
+        [--late-file MISSING_MODEL] WF.json...
 
 It loads each UI workflow through the frontend (app.loadGraphData), reads our loader nodes' status
-buttons, opens the model-files dialog (command and node button), feeds the frame player (directly
+buttons, opens the model-files dialog (command and node button; with --late-file it then creates
+that file and presses Refresh), feeds the frame player (directly
 and through a real run from the frontend) and writes report.json plus screenshots into DIR.
 Contains no tests; the assertions are in test_browser_ui.py.
 """
@@ -198,7 +200,7 @@ def _write_frames(temp_dir: Path) -> list[dict]:
     return frames
 
 
-def drive(port: int, out: Path, temp_dir: Path, workflows: list[str]) -> dict:
+def drive(port: int, out: Path, temp_dir: Path, workflows: list[str], late_file: Path | None = None) -> dict:
     from urllib.parse import urlparse
 
     from playwright.sync_api import sync_playwright
@@ -249,6 +251,10 @@ def drive(port: int, out: Path, temp_dir: Path, workflows: list[str]) -> dict:
         # one loader's models, through its status button
         page.evaluate(OPEN_FOCUSED_JS)
         rep["focused_panel"] = page.evaluate(PANEL_JS)
+        if late_file:  # copy the missing file in while ComfyUI runs, then press Refresh
+            late_file.write_bytes(b"placeholder")
+            page.click("#dispose-model-files .dispose-refresh")
+            rep["refreshed_panel"] = page.evaluate(PANEL_JS)
         page.click("#dispose-model-files .dispose-close")
         rep["player"] = page.evaluate(PLAYER_JS, frames)
         rep["real_run"] = page.evaluate(REAL_RUN_JS, RUN_PROMPT)
@@ -266,10 +272,11 @@ def _main(argv: list[str]) -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--temp-dir", type=Path, required=True)
+    ap.add_argument("--late-file", type=Path, help="model file to create while the dialog is open")
     ap.add_argument("workflows", nargs="*")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    rep = drive(a.port, a.out, a.temp_dir, a.workflows)
+    rep = drive(a.port, a.out, a.temp_dir, a.workflows, a.late_file)
     (a.out / "report.json").write_text(json.dumps(rep, indent=1))
     return 0
 

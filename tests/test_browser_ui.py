@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from dispose_core.loading.layout import BY_KEY, MODEL_FILES
+from dispose_core.loading.model_status import DIFFUSERS_PARTS
 from host_utils import REPO, ComfyServer, comfy_checkout, comfy_python
 from test_browser_driver import CHROMIUM, MAIN_WORKFLOW, PACK_DIR_NAME
 
@@ -48,9 +50,6 @@ def _requirements() -> tuple[Path, str]:
 def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:
     """A models folder without one model: the tiny models (linked) where the factory writes them,
     placeholders for the others (the panel checks presence; the real run below needs only DWPose)."""
-    from dispose_core.loading.layout import MODEL_FILES
-    from dispose_core.loading.model_status import DIFFUSERS_PARTS
-
     for m in MODEL_FILES:
         (root / m.folder).mkdir(parents=True, exist_ok=True)
         target = m.path_in(root)
@@ -75,6 +74,7 @@ def report(tmp_path_factory, tiny_models_dir) -> dict:
     inst = tmp_path_factory.mktemp("comfy_instance")
     models = _models_without(tmp_path_factory.mktemp("models"), tiny_models_dir, MISSING_KEY)
     server = ComfyServer(comfy, inst, models)
+    late_file = BY_KEY[MISSING_KEY].path_in(models)
     write_inputs(inst / "input")
     try:
         assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in server.log(), server.log()[-4000:]
@@ -82,7 +82,7 @@ def report(tmp_path_factory, tiny_models_dir) -> dict:
         workflows = sorted(str(p) for p in (REPO / "workflows").glob("*.json")
                            if not p.name.endswith("_api.json"))
         run = subprocess.run([py, str(DRIVER), "--port", str(server.port), "--out", str(out),
-                              "--temp-dir", str(inst / "temp"), *workflows],
+                              "--temp-dir", str(inst / "temp"), "--late-file", str(late_file), *workflows],
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, f"browser driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         result = json.loads((out / "report.json").read_text())
@@ -131,8 +131,6 @@ def test_extension_widgets_stay_out_of_saved_workflows_and_prompts(report):
 
 
 def test_model_panel_names_the_missing_file(report):
-    from dispose_core.loading.layout import BY_KEY
-
     missing = BY_KEY[MISSING_KEY]
     panel = report["panel"]
     assert [r["name"] for r in panel["rows"] if not r["found"]] == [missing.name]
@@ -142,6 +140,12 @@ def test_model_panel_names_the_missing_file(report):
     focused = report["focused_panel"]
     assert focused["title"].endswith(missing.used_by)
     assert [r["name"] for r in focused["rows"]] == [m.name for m in BY_KEY.values() if m.used_by == missing.used_by]
+
+
+def test_model_panel_refresh_sees_a_file_copied_in_without_restart(report):
+    refreshed = report["refreshed_panel"]
+    assert refreshed["rows"] and all(r["found"] for r in refreshed["rows"]), refreshed
+    assert refreshed["summary"].startswith("All ")
 
 
 def test_loader_status_buttons(report):
