@@ -30,21 +30,22 @@ MISSING_KEY = "cmp"  # the model file left out of the models folder
 EXTENSIONS = ("DisPose.ModelFiles", "DisPose.FramePlayer")
 DRIVER = Path(__file__).resolve().parent / "test_browser_driver.py"
 
-pytestmark = pytest.mark.browser
-
-
-def _requirements() -> tuple[Path, str]:
+def _skip_reason() -> str | None:
+    """Why the browser tests cannot run here (checked at collection, before any fixture work)."""
     comfy = comfy_checkout()
     if comfy is None or not (comfy / "main.py").is_file():
-        pytest.skip("set COMFYUI_PATH to a ComfyUI checkout (see README, 'Running the tests')")
+        return "set COMFYUI_PATH to a ComfyUI checkout (see README, 'Running the tests')"
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)")
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)"
     py = comfy_python(comfy)
-    probe = subprocess.run([py, "-c", "import playwright.sync_api"], capture_output=True)
-    if probe.returncode:
-        pytest.skip(f"python playwright is not installed for {py} (pip install playwright; "
-                    "no browser download needed, Chromium comes from the system)")
-    return comfy, py
+    if subprocess.run([py, "-c", "import playwright.sync_api"], capture_output=True).returncode:
+        return (f"python playwright is not installed for {py} (pip install playwright; "
+                "no browser download needed, Chromium comes from the system)")
+    return None
+
+
+SKIP_REASON = _skip_reason()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
 
 
 def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:
@@ -68,7 +69,8 @@ def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, tiny_models_dir) -> dict:
-    comfy, py = _requirements()
+    comfy = comfy_checkout()
+    py = comfy_python(comfy)
     from test_host_comfyui import write_inputs  # reference.png + driving.mp4 the tiny DWPose detects
 
     inst = tmp_path_factory.mktemp("comfy_instance")
