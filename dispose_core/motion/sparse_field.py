@@ -72,13 +72,13 @@ def blur_impulses(
     check_kernel(kernel_size, sigma)
     blur_h = blur_matrix(height, kernel_size, sigma, device=device)
     blur_w = blur_matrix(width, kernel_size, sigma, device=device)
+    steps, points = impulses.rows.shape
     values = impulses.values.to(device=device, dtype=torch.float32)  # (S, K, 2)
-    rows = impulses.rows.to(device)
-    cols = impulses.cols.to(device)
-    left = blur_h[:, rows].permute(1, 0, 2)  # (S, H, K): column of B_h for each impulse row
-    right = blur_w[:, cols].permute(1, 2, 0)  # (S, K, W)
-    weighted = left[:, None] * values.permute(0, 2, 1)[:, :, None, :]  # (S, 2, H, K)
-    return weighted @ right[:, None]
+    left = blur_h[:, impulses.rows.to(device)].permute(1, 0, 2)  # (S, H, K): B_h column of each impulse row
+    right = blur_w[:, impulses.cols.to(device)].permute(1, 2, 0)  # (S, K, W): B_w column of each impulse col
+    weighted = left[:, None] * values.permute(0, 2, 1)[:, :, None, :]  # (S, 2, H, K): dx and dy stacked
+    out = torch.bmm(weighted.reshape(steps, 2 * height, points), right)  # (S, 2H, W) = (S, 2, H, W) in memory
+    return out.view(steps, 2, height, width)
 
 
 def compute_motion_field(
