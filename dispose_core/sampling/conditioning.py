@@ -51,13 +51,13 @@ def antialiased_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def clip_pixels(image01: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
-                size: int = CLIP_SIZE) -> torch.Tensor:
-    """(1,3,H,W) image in [0,1] -> normalised (1,3,size,size) CLIP input.
+                size: int | tuple[int, int] = CLIP_SIZE) -> torch.Tensor:
+    """(1,3,H,W) image in [0,1] -> normalised (1,3,h,w) CLIP input, ``size`` = h = w or (h, w).
 
     The official pipeline maps to [-1,1] before resizing and back after; the blur is linear, but
     bicubic overshoot is not clamped either way, so the round trip is kept for exactness.
     """
-    x = antialiased_resize(image01 * 2.0 - 1.0, (size, size))
+    x = antialiased_resize(image01 * 2.0 - 1.0, (size, size) if isinstance(size, int) else tuple(size))
     x = (x + 1.0) / 2.0
     m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)

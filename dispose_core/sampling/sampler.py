@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.svd_trunk import set_official_batch_quirk
 from ..types import check_frame_counts
 from .conditioning import (
     added_time_ids,
@@ -30,7 +31,7 @@ from .conditioning import (
 from .control import ControlFeatures, ControlInputs, control_features
 from .decode import decode_latents, to_images
 from .loop import denoise
-from .schedule import EulerSchedule, karras_schedule
+from .schedule import SIGMA_MAX, SIGMA_MIN, EulerSchedule, karras_schedule
 from .tiling import tile_indices, tile_weights
 
 __all__ = ["ControlInputs", "SamplingInterrupted", "sample_latents", "sample_video"]
@@ -120,7 +121,15 @@ def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInput
 
 
 class _TileModel:
-    """Predicts one tile's v for the CFG batch from the precomputed step-invariant tensors."""
+    """Predicts one tile's v for the CFG batch from the precomputed step-invariant tensors.
+
+    The UNet's diffusers-0.27 CFG-batch context layout (``set_official_batch_quirk``) is switched
+    per step: on where the ControlNet runs (the DisPose pipeline batches the CFG halves, so its
+    results have it; unless the model's flag was turned off), off elsewhere (MimicMotion's own
+    pipeline calls the UNet once per half, B=1, which never has it). So a plain run, or a step
+    outside the control window, gives MimicMotion's result although the halves are batched here.
+    The caller restores the model's flag (``_Run.denoise``).
+    """
 
     def __init__(self, unet: torch.nn.Module, timesteps: torch.Tensor, context: torch.Tensor,
                  image_latent: torch.Tensor, time_ids: torch.Tensor, pose_latents: torch.Tensor,
@@ -130,6 +139,13 @@ class _TileModel:
         self.pose_latents, self.control, self.features, self.active = pose_latents, control, features, active
         self.batch = context.shape[0]
         self.dtype = next(unet.parameters()).dtype
+        self.official_quirk = getattr(unet, "official_batch_quirk", True)
+        self._quirk: bool | None = None
+
+    def _set_quirk(self, enabled: bool) -> None:
+        if enabled != self._quirk:  # changes only at the control window edges
+            set_official_batch_quirk(self.unet, enabled)
+            self._quirk = enabled
 
     def __call__(self, step: int, number: int, idx: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
         frames = idx.shape[0]
@@ -140,7 +156,8 @@ class _TileModel:
             pose = torch.cat([torch.zeros_like(pose), pose])
         t = self.timesteps[step]
         down = mid = None
-        if self.control is not None and self.active[step]:
+        self._set_quirk(self.active[step] and self.official_quirk)
+        if self.active[step]:
             c, f = self.control, self.features
             down, mid = c.controlnet(
                 x, t, self.context, self.time_ids, f.motion[idx],
@@ -195,9 +212,12 @@ class _Run:
         return self.schedule.num_steps * self.tiles.shape[0]
 
     def denoise(self, ticker: _Progress) -> torch.Tensor:
-        """(F,4,h,w) float32 denoised latents."""
-        out = denoise(self.latents, self.schedule, self.tiles, self.weights, self.guidance, self.predict,
-                      before_call=ticker.check_stop, after_call=ticker.tick)
+        """(F,4,h,w) float32 denoised latents; the UNet's quirk setting is restored afterwards."""
+        try:
+            out = denoise(self.latents, self.schedule, self.tiles, self.weights, self.guidance, self.predict,
+                          before_call=ticker.check_stop, after_call=ticker.tick)
+        finally:
+            set_official_batch_quirk(self.predict.unet, self.predict.official_quirk)
         return out[0]
 
 
@@ -234,7 +254,9 @@ def _prepare(models: Any, reference: Any, pose_images: Any, control: ControlInpu
     pose_latents = _pose_latents(models.pose_net, poses, tile, dtype).to(device)
     features = None if control is None else control_features(control, height, width, tile)
 
-    schedule = karras_schedule(steps).to(device)
+    sched_cfg = getattr(models, "scheduler_config", None) or {}
+    schedule = karras_schedule(steps, sched_cfg.get("sigma_min", SIGMA_MIN), sched_cfg.get("sigma_max", SIGMA_MAX))
+    schedule = schedule.to(device)
     predict = _TileModel(unet, schedule.timesteps, emb, latent[:, None], ids, pose_latents, control, features,
                          control.active_steps(steps) if control is not None else [False] * steps)
     return _Run(
