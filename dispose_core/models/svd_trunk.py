@@ -95,7 +95,7 @@ class SVDEncoderMixin:
 
     def ensure_batch_quirk(self) -> None:
         """Install the diffusers-0.27 context layout on first use unless it was set explicitly."""
-        if not hasattr(self, "_time_context_hooks"):
+        if not hasattr(self, "official_batch_quirk"):
             set_official_batch_quirk(self, True)
 
     def embed_time(
@@ -164,6 +164,8 @@ class SVDEncoderMixin:
 
 def _diffusers_027_time_context(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     """Lay out the temporal blocks' cross-attention context as diffusers 0.27 did (see below)."""
+    if not getattr(module, "official_batch_quirk", False):
+        return None
     hidden = args[0] if args else kwargs["hidden_states"]
     context = kwargs.get("encoder_hidden_states")
     batch = hidden.shape[0] // kwargs["num_frames"]
@@ -183,13 +185,13 @@ def set_official_batch_quirk(model: nn.Module, enabled: bool = True) -> None:
     unconditional and conditional embeddings alternate over positions. Later diffusers fixed this.
     The official outputs (and the goldens) depend on it whenever B > 1, so it is on by default;
     ``enabled=False`` gives the corrected behaviour. B = 1 is unaffected either way.
+
+    A pre-hook on each temporal block does it; the flag lives on the blocks, so copies of the model
+    (``copy.deepcopy``) keep their own setting.
     """
-    for handle in getattr(model, "_time_context_hooks", []):
-        handle.remove()
-    hooks = []
-    if enabled:
-        for module in model.modules():
-            for block in getattr(module, "temporal_transformer_blocks", ()):
-                hooks.append(block.register_forward_pre_hook(_diffusers_027_time_context, with_kwargs=True))
-    model._time_context_hooks = hooks
+    for module in model.modules():
+        for block in getattr(module, "temporal_transformer_blocks", ()):
+            if _diffusers_027_time_context not in block._forward_pre_hooks.values():
+                block.register_forward_pre_hook(_diffusers_027_time_context, with_kwargs=True)
+            block.official_batch_quirk = enabled
     model.official_batch_quirk = enabled
