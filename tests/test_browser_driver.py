@@ -2,8 +2,8 @@
 
 Run by that test with ComfyUI's own Python (which has playwright but need not have pytest):
 
-    python tests/test_browser_driver.py --port P --out DIR --temp-dir SERVER_TEMP \
-        [--late-file MISSING_MODEL] WF.json...
+    python tests/test_browser_driver.py --port P --out DIR --instance SERVER_BASE_DIR \
+        --inputs DIR [--late-file MISSING_MODEL] WF.json...
 
 It loads each UI workflow through the frontend (app.loadGraphData), reads our loader nodes' status
 buttons, opens the model-files dialog (command and node button; with --late-file it then creates
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import urllib.request
 from pathlib import Path
@@ -25,7 +26,9 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
             "Comfy.Validation.Workflows": True, "Comfy.Canvas.NavigationMode": "legacy",
-            "Comfy.Minimap.Visible": False, "LiteGraph.Canvas.MinFontSizeForLOD": 4,
+            # screenshots: no minimap, canvas menu or info overlay; text kept at the fit-to-view zoom
+            "Comfy.Minimap.Visible": False, "Comfy.Graph.CanvasMenu": False, "Comfy.Graph.CanvasInfo": False,
+            "LiteGraph.Canvas.MinFontSizeForLOD": 4,
             # frontend 1.27.10 throws on first load unless these two already hold these values
             "Comfy.Canvas.LeftMouseClickBehavior": "panning", "Comfy.Canvas.MouseWheelScroll": "zoom"}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -200,7 +203,10 @@ def _write_frames(temp_dir: Path) -> list[dict]:
     return frames
 
 
-def drive(port: int, out: Path, temp_dir: Path, workflows: list[str], late_file: Path | None = None) -> dict:
+def drive(port: int, out: Path, instance: Path, inputs: Path, workflows: list[str],
+          late_file: Path | None = None) -> dict:
+    """``inputs`` (reference.png, driving.mp4) go into the server's input/ only for the real run,
+    so that the workflow screenshot shows the graph rather than media previews."""
     from urllib.parse import urlparse
 
     from playwright.sync_api import sync_playwright
@@ -210,7 +216,7 @@ def drive(port: int, out: Path, temp_dir: Path, workflows: list[str], late_file:
     rep = {"server_extensions": _http_json(base + "/extensions"),
            "models_route": _http_json(base + "/api/dispose/models"),
            "console_errors": [], "page_errors": [], "blocked": [], "workflows": []}
-    frames = _write_frames(temp_dir)
+    frames = _write_frames(instance / "temp")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 3000, "height": 1200})
@@ -257,6 +263,8 @@ def drive(port: int, out: Path, temp_dir: Path, workflows: list[str], late_file:
             rep["refreshed_panel"] = page.evaluate(PANEL_JS)
         page.click("#dispose-model-files .dispose-close")
         rep["player"] = page.evaluate(PLAYER_JS, frames)
+        for f in inputs.iterdir():
+            shutil.copy(f, instance / "input" / f.name)
         rep["real_run"] = page.evaluate(REAL_RUN_JS, RUN_PROMPT)
         page.screenshot(path=str(out / "frame_player.png"), clip=rep["real_run"]["box"])
         browser.close()
@@ -271,12 +279,13 @@ def _main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--temp-dir", type=Path, required=True)
+    ap.add_argument("--instance", type=Path, required=True, help="the server's --base-directory")
+    ap.add_argument("--inputs", type=Path, required=True, help="files for the server's input/")
     ap.add_argument("--late-file", type=Path, help="model file to create while the dialog is open")
     ap.add_argument("workflows", nargs="*")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    rep = drive(a.port, a.out, a.temp_dir, a.workflows, a.late_file)
+    rep = drive(a.port, a.out, a.instance, a.inputs, a.workflows, a.late_file)
     (a.out / "report.json").write_text(json.dumps(rep, indent=1))
     return 0
 

@@ -77,14 +77,16 @@ def report(tmp_path_factory, tiny_models_dir) -> dict:
     models = _models_without(tmp_path_factory.mktemp("models"), tiny_models_dir, MISSING_KEY)
     server = ComfyServer(comfy, inst, models)
     late_file = BY_KEY[MISSING_KEY].path_in(models)
-    write_inputs(inst / "input")
+    inputs = tmp_path_factory.mktemp("inputs")
+    write_inputs(inputs)
     try:
         assert f"Cannot import {inst / 'custom_nodes' / PACK_DIR_NAME}" not in server.log(), server.log()[-4000:]
         out = tmp_path_factory.mktemp("browser")
         workflows = sorted(str(p) for p in (REPO / "workflows").glob("*.json")
                            if not p.name.endswith("_api.json"))
         run = subprocess.run([py, str(DRIVER), "--port", str(server.port), "--out", str(out),
-                              "--temp-dir", str(inst / "temp"), "--late-file", str(late_file), *workflows],
+                              "--instance", str(inst), "--inputs", str(inputs),
+                              "--late-file", str(late_file), *workflows],
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, f"browser driver failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
         result = json.loads((out / "report.json").read_text())
