@@ -80,6 +80,10 @@ def test_unet_rejects_bad_shapes():
         unet(sample, t, ehs, ids[:, :2])
     with pytest.raises(InputError, match="pose_latents"):
         unet(sample, t, ehs, ids, pose_latents=torch.zeros(2, 32, 4, 4))
+    with pytest.raises(InputError, match="timestep"):
+        unet(sample, torch.zeros(3), ehs, ids)
+    with pytest.raises(InputError, match="mid residual"):
+        unet(sample, t, ehs, ids, mid_block_additional_residual=torch.zeros(2, 32, 2, 2))
     with pytest.raises(InputError, match="residuals"):
         unet(sample, t, ehs, ids, down_block_additional_residuals=[torch.zeros(2, 32, 8, 8)])
 

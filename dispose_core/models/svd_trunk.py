@@ -106,6 +106,8 @@ class SVDEncoderMixin:
         t = torch.as_tensor(timestep, device=device)
         if not t.is_floating_point():
             t = t.to(torch.int64)
+        if t.numel() not in (1, batch):
+            raise InputError(f"timestep must be a scalar or one value per batch item ({batch}), got {tuple(t.shape)}.")
         t = t.reshape(-1).expand(batch) if t.numel() == 1 else t.reshape(batch)
         emb = self.time_embedding(self.time_proj(t).to(self.param_dtype))
         ids = self.add_time_proj(added_time_ids.to(device).flatten()).reshape(batch, -1)

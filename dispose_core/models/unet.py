@@ -61,6 +61,11 @@ class MimicMotionUNet(SVDEncoderMixin, UNetSpatioTemporalConditionModel):
 
         hidden = self.run_mid(hidden, emb, context, indicator)
         if mid_block_additional_residual is not None:
+            if mid_block_additional_residual.shape != hidden.shape:
+                raise InputError(
+                    f"MimicMotion UNet: mid residual shape {tuple(mid_block_additional_residual.shape)} != "
+                    f"{tuple(hidden.shape)}; ControlNet and UNet must see the same frames and size."
+                )
             hidden = hidden + mid_block_additional_residual.to(dtype)
 
         for block in self.up_blocks:
