@@ -35,10 +35,6 @@ class MotionEncoder(nn.Module):
         self.conv_out_traj = nn.Conv2d(channels[-1], out_channels, kernel_size=3, padding=1)
         self.conv_final = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
 
-    @property
-    def downscale(self) -> int:
-        return 2 ** (len(self.blocks_flow) // 2)
-
     @staticmethod
     def _run(conv_in: nn.Module, blocks: nn.ModuleList, conv_out: nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = F.silu(conv_in(x))

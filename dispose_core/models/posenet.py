@@ -32,10 +32,6 @@ class PoseNet(nn.Module):
         self.final_proj = nn.Conv2d(_CONV_PLAN[-1][1], noise_latent_channels, kernel_size=1)
         self.scale = nn.Parameter(torch.full((1,), 2.0))
 
-    @property
-    def out_channels(self) -> int:
-        return self.final_proj.out_channels
-
     def forward(self, pose_images: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) or (B,F,3,H,W) pose renderings in [-1,1] -> (N or B*F, C, H/8, W/8)."""
         if pose_images.ndim == 5:
