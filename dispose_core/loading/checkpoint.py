@@ -34,12 +34,26 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = _torch_load(path)
     except Exception as exc:  # corrupt file, wrong format, pickle with code objects
         raise ModelFileError(f"{what}: cannot read '{path}': {exc}") from exc
     if not isinstance(obj, Mapping):
         raise ModelFileError(f"{what}: '{path}' holds a {type(obj).__name__}, expected a dict of tensors.")
     return dict(obj)
+
+
+def _torch_load(path: Path) -> object:
+    """``torch.load`` with ``weights_only=True``, memory-mapped where the file format allows.
+
+    Memory-mapping keeps a 3 GB ``.pth`` from being read into RAM before the tensors are needed;
+    legacy (pre-zip) pickles such as the 2019 CMP checkpoint cannot be mapped and load normally.
+    """
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def _preview(names: Iterable[str]) -> str:
