@@ -13,7 +13,8 @@ a CPU. Rows:
     control step and amortised over the official 25 steps, next to what recomputing them for
     every tile call and both CFG halves (the official pipeline) would add per step;
   * FLOPs of one tile call, (UNet + ControlNet) / UNet (torch FlopCounterMode), next to the
-    measured time ratio;
+    measured time ratio, by wall clock and by this process's CPU time (which other processes on a
+    shared machine do not inflate);
   * peak RSS of a full run (1 step + decode) for two video lengths and two tile sizes, each in a
     fresh subprocess, minus the RSS after the models were built;
   * the same FLOP rows for the real SVD-xt / DisPose sizes at 1024x576 (counted under
@@ -96,13 +97,15 @@ def inputs(frames: int, height: int, width: int, controlnet: HybridControlNet):
     return reference, poses, ControlInputs(controlnet, MotionField(flow()), DenseFlow(flow()), points)
 
 
-def timed_calls(models, reference, poses, control, steps: int, tile: int) -> list[float]:
-    """Seconds of every tile call (ControlNet + UNet), from should_stop (before) to progress (after)."""
-    marks: list[float] = []
-    out: list[float] = []
+def timed_calls(models, reference, poses, control, steps: int, tile: int) -> list[tuple[float, float]]:
+    """(wall, process CPU) seconds of every tile call (ControlNet + UNet), measured from
+    should_stop (just before the call) to progress (just after)."""
+    marks: list[tuple[float, float]] = []
+    out: list[tuple[float, float]] = []
+    now = lambda: (time.perf_counter(), time.process_time())  # noqa: E731
     sample_latents(models, reference, poses, control=control, steps=steps, tile_size=tile, overlap=min(6, tile - 1),
-                   should_stop=lambda: marks.append(time.perf_counter()),
-                   progress=lambda done, total: out.append(time.perf_counter() - marks[-1]))
+                   should_stop=lambda: marks.append(now()),
+                   progress=lambda done, total: out.append(tuple(b - a for a, b in zip(marks[-1], now()))))
     return out
 
 
@@ -224,8 +227,8 @@ def main() -> None:
         plain += timed_calls(models, reference, poses, None, 1, tile)
         ctrl += timed_calls(models, reference, poses, control, 1, tile)
     tiles_per_step = len(plain) // args.steps
-    step_plain = min(plain) * tiles_per_step
-    step_ctrl = min(ctrl) * tiles_per_step
+    step_plain, cpu_plain = (min(c[i] for c in plain) * tiles_per_step for i in (0, 1))
+    step_ctrl, cpu_ctrl = (min(c[i] for c in ctrl) * tiles_per_step for i in (0, 1))
 
     once = median_time(lambda: control_features(control, h, w, tile))
     official_per_step = official_recompute_seconds(control, tile, h, w) * tiles_per_step
@@ -243,8 +246,10 @@ def main() -> None:
         ("FLOPs per tile call, UNet (G)", f"{flops_plain / 1e9:.1f}"),
         ("FLOPs per tile call, ControlNet + UNet (G)", f"{flops_ctrl / 1e9:.1f}"),
         ("FLOP ratio (UNet + ControlNet) / UNet", f"{flops_ctrl / flops_plain:.3f}"),
-        ("time ratio control / plain", f"{step_ctrl / step_plain:.3f}"),
-        ("  time ratio / FLOP ratio", f"{(step_ctrl / step_plain) / (flops_ctrl / flops_plain):.3f}"),
+        ("time ratio control / plain: wall clock", f"{step_ctrl / step_plain:.3f} "
+         f"(/ FLOP ratio = {(step_ctrl / step_plain) / (flops_ctrl / flops_plain):.3f})"),
+        ("time ratio control / plain: process CPU time", f"{cpu_ctrl / cpu_plain:.3f} "
+         f"(/ FLOP ratio = {(cpu_ctrl / cpu_plain) / (flops_ctrl / flops_plain):.3f}; other load does not count)"),
         (f"real size 1024x576, tile {tile}: UNet / ControlNet+UNet per tile call (TFLOP)",
          f"{real_plain / 1e12:.1f} / {real_ctrl / 1e12:.1f}, ratio {real_ctrl / real_plain:.3f}"),
         (f"real size: motion encoder once over {tile} frames (TFLOP)",

@@ -86,8 +86,7 @@ def test_bad_control_percent(start, end):
 
 def test_tile_size_clamped_to_short_video():
     reference, poses = _inputs(frames=5)
-    ref = torch.from_numpy(reference).float() / 255
-    pose = torch.from_numpy(poses).permute(0, 3, 1, 2).float()
+    ref, pose = torch.from_numpy(reference), torch.from_numpy(poses)
     assert validate(ref, pose, None, steps=1, tile_size=16, overlap=6, decode_chunk_size=8) == 5
     assert validate(ref, pose, None, steps=1, tile_size=4, overlap=2, decode_chunk_size=8) == 4
 

@@ -48,32 +48,30 @@ def _nearest_multiples(size: int) -> str:
     return f"{low} or {low + SIZE_MULTIPLE}" if low < size else f"{low}"
 
 
-def _as_float_images(images: Any, what: str) -> torch.Tensor:
-    """(…,H,W,3) uint8 (numpy or tensor) or float in [0,1] -> float32 tensor in [0,1], same layout."""
+def _image_tensor(images: Any, what: str) -> torch.Tensor:
+    """(…,H,W,3) uint8 or float (numpy or tensor) as a tensor, unconverted (uint8 stays small)."""
     t = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
     if not isinstance(t, torch.Tensor) or t.shape[-1] != 3:
         raise InputError(f"{what} must be an RGB image array (…, H, W, 3), got {getattr(images, 'shape', type(images))}.")
-    if t.dtype == torch.uint8:
-        return t.float() / 255.0
-    if not t.is_floating_point():
+    if t.dtype != torch.uint8 and not t.is_floating_point():
         raise InputError(f"{what} must be uint8 or float in [0, 1], got {t.dtype}.")
-    return t.float()
+    return t
 
 
-def _pose_pixels(pose_images: Any) -> torch.Tensor:
-    """(F,H,W,3) poses -> (F,3,H,W) float32 in [-1,1] (uint8 as the official u8/127.5 - 1)."""
-    t = torch.from_numpy(np.ascontiguousarray(pose_images)) if isinstance(pose_images, np.ndarray) else pose_images
-    if isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.ndim == 4 and t.shape[-1] == 3:
-        return (t.float() / 127.5 - 1.0).permute(0, 3, 1, 2)
-    images = _as_float_images(pose_images, "pose_images")
-    if images.ndim != 4:
-        raise InputError(f"pose_images must be (F, H, W, 3), got {tuple(images.shape)}.")
-    return (images * 2.0 - 1.0).permute(0, 3, 1, 2)
+def _unit_range(t: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 /255; float -> float32 (taken as [0,1])."""
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+
+
+def _pose_pm1(t: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) poses -> (n,3,H,W) float32 in [-1,1] (uint8 as the official u8/127.5 - 1)."""
+    x = t.float() / 127.5 - 1.0 if t.dtype == torch.uint8 else t.float() * 2.0 - 1.0
+    return x.permute(0, 3, 1, 2)
 
 
 def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInputs | None, *, steps: int,
              tile_size: int, overlap: int, decode_chunk_size: int) -> int:
-    """Check the inputs; return the tile size to use.
+    """Check the inputs (reference (H,W,3), poses (F,H,W,3)); return the tile size to use.
 
     Decisions where the official pipeline crashes or silently misbehaves:
     * fewer frames than ``tile_size``: the tile is shrunk to the video (one tile);
@@ -81,7 +79,11 @@ def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInput
       frames but starts move by T - overlap), so 1 <= overlap < tile_size is required;
     * height and width must be multiples of 64.
     """
-    num_frames, _, height, width = poses.shape
+    num_frames, height, width = poses.shape[:3]
+    if reference.ndim != 3:
+        raise InputError(f"reference must be one image (H, W, 3), got {tuple(reference.shape)}.")
+    if poses.ndim != 4:
+        raise InputError(f"pose_images must be (F, H, W, 3), got {tuple(poses.shape)}.")
     if reference.shape[:2] != (height, width):
         raise InputError(
             f"The reference image is {reference.shape[1]}x{reference.shape[0]} but the pose images are "
@@ -173,9 +175,10 @@ def _param(module: torch.nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
-    """PoseNet over all frames once (chunked: it works at full resolution), kept in ``dtype``."""
+    """PoseNet over all (F,H,W,3) frames once, kept in ``dtype``; chunked, so only ``chunk``
+    frames exist at full resolution in float at a time."""
     p = _param(pose_net)
-    return torch.cat([pose_net(poses[s:s + chunk].to(p.device, p.dtype)).to(dtype)
+    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(p.device, p.dtype)).to(dtype)
                       for s in range(0, poses.shape[0], chunk)])
 
 
@@ -227,20 +230,18 @@ def _prepare(models: Any, reference: Any, pose_images: Any, control: ControlInpu
              motion_bucket_id: int, tile_size: int, overlap: int, decode_chunk_size: int,
              generator: torch.Generator | None) -> _Run:
     """Validate, draw the noise (official order) and compute every step-invariant tensor once."""
-    ref01 = _as_float_images(reference, "reference")
-    if ref01.ndim != 3:
-        raise InputError(f"reference must be one image (H, W, 3), got {tuple(ref01.shape)}.")
-    poses = _pose_pixels(pose_images)
-    tile = validate(ref01, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
+    ref = _image_tensor(reference, "reference")
+    poses = _image_tensor(pose_images, "pose_images")
+    tile = validate(ref, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
                     decode_chunk_size=decode_chunk_size)
-    num_frames, _, height, width = poses.shape
+    num_frames, height, width = poses.shape[:3]
     unet = models.unet
     device, dtype = _param(unet).device, _param(unet).dtype
     gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
     cfg = max(min_guidance, max_guidance) > 1.0
 
     draws = draw_noise(gen, height, width, tile)
-    ref_chw = ref01.permute(2, 0, 1)[None]
+    ref_chw = _unit_range(ref).permute(2, 0, 1)[None]
     enc = models.image_encoder
     emb = image_embedding(enc, clip_pixels(ref_chw, models.clip_mean, models.clip_std, models.clip_size)
                           .to(_param(enc).device, _param(enc).dtype)).to(device, dtype)
