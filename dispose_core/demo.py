@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a ComfyUI models folder with the real checkpoints (default: tiny random models)")
     parser.add_argument("--out", type=Path, default=Path("output/demo"), help="output folder")
     parser.add_argument("--frames", type=int, default=None, help="driving frames (default 24, smoke 17)")
-    parser.add_argument("--resolution", type=int, default=None, help="short side (default 576, smoke 64)")
+    parser.add_argument("--resolution", type=int, default=None, help="short side (default 576, smoke 256)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25, smoke 2)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default=None,
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         args.precision, torch.float16 if device.type == "cuda" and not smoke else torch.float32)
     settings = dict(
         out_dir=args.out, smoke=smoke, frames=args.frames or (17 if smoke else 24),
-        resolution=args.resolution or (64 if smoke else pipeline.RESOLUTION),
+        resolution=args.resolution or (256 if smoke else pipeline.RESOLUTION),
         steps=args.steps or (2 if smoke else pipeline.SamplerSettings().steps), seed=args.seed,
         ensemble_size=2 if smoke else pipeline.DIFT_ENSEMBLE_SIZE, dtype=dtype, device=device, log=_Log())
     if not smoke:

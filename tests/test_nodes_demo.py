@@ -14,7 +14,7 @@ def frame_count(path) -> tuple[int, int, int]:
 
 
 def test_smoke_demo_writes_video_and_previews(tmp_path, capsys):
-    demo.main(["--out", str(tmp_path), "--frames", "9", "--steps", "1"])
+    demo.main(["--out", str(tmp_path), "--frames", "9", "--steps", "1", "--resolution", "64"])
     out = capsys.readouterr().out
     assert "SMOKE RUN" in out and "RANDOM weights" in out and "POSE_KEYPOINT" in out
     assert frame_count(tmp_path / "animation.mp4") == (9, 64, 64)
