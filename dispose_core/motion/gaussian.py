@@ -56,21 +56,27 @@ def blur_matrix(
 ) -> torch.Tensor:
     """(n, n) matrix ``B`` with ``B @ x`` = 1-D Gaussian filter of ``x`` with reflect-101 borders."""
     check_kernel(kernel_size, sigma)
-    return _blur_matrix(int(n), int(kernel_size), float(sigma)).to(dtype=dtype, device=device, copy=True)
+    return _blur_matrix(int(n), int(kernel_size), float(sigma), dtype).to(device=device, copy=True)
+
+
+def blur_columns(n: int, kernel_size: int, sigma: float, index: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Columns ``B[:, index]`` (shape ``(n, *index.shape)``, CPU) without copying the whole matrix."""
+    check_kernel(kernel_size, sigma)
+    return _blur_matrix(int(n), int(kernel_size), float(sigma), dtype)[:, index.cpu()]
 
 
 @lru_cache(maxsize=8)
-def _blur_matrix(n: int, kernel_size: int, sigma: float) -> torch.Tensor:
-    """float64 CPU matrix, cached: it depends only on the canvas size and the kernel.
+def _blur_matrix(n: int, kernel_size: int, sigma: float, dtype: torch.dtype) -> torch.Tensor:
+    """CPU matrix, cached (read-only): it depends only on the canvas size and the kernel.
 
     Row i of a zero-padded (n, n + 2r) matrix holds the kernel at columns i..i+2r (one strided
     copy); the 2r padding columns (image indices -r..-1 and n..n+r-1) are then folded back onto
     their reflect-101 images.
     """
-    g = gaussian_kernel_1d(kernel_size, sigma)
+    g = gaussian_kernel_1d(kernel_size, sigma).to(dtype)
     radius = kernel_size // 2
     width = n + 2 * radius
-    padded = torch.zeros(n, width, dtype=torch.float64)
+    padded = torch.zeros(n, width, dtype=dtype)
     padded.as_strided((n, kernel_size), (width + 1, 1)).copy_(g.expand(n, kernel_size))
     matrix = padded[:, radius:radius + n].clone()
     outside = torch.cat([torch.arange(radius), torch.arange(radius + n, width)])

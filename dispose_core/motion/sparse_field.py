@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from ..types import MotionField, PoseSequence
-from .gaussian import blur_matrix, check_kernel
+from .gaussian import blur_columns, check_kernel
 from .splat import last_writer
 from .tracks import track_positions
 
@@ -69,13 +69,11 @@ def blur_impulses(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``(F-1, 2, H, W)`` float32: each step's impulses filtered like ``cv2.filter2D`` (reflect-101)."""
-    check_kernel(kernel_size, sigma)
-    blur_h = blur_matrix(height, kernel_size, sigma, device=device)
-    blur_w = blur_matrix(width, kernel_size, sigma, device=device)
     steps, points = impulses.rows.shape
-    values = impulses.values.to(device=device, dtype=torch.float32)  # (S, K, 2)
-    left = blur_h[:, impulses.rows.to(device)].permute(1, 0, 2)  # (S, H, K): B_h column of each impulse row
-    right = blur_w[:, impulses.cols.to(device)].permute(1, 2, 0)  # (S, K, W): B_w column of each impulse col
+    f32 = torch.float32
+    left = blur_columns(height, kernel_size, sigma, impulses.rows, f32).permute(1, 0, 2).to(device)  # (S, H, K)
+    right = blur_columns(width, kernel_size, sigma, impulses.cols, f32).permute(1, 2, 0).to(device)  # (S, K, W)
+    values = impulses.values.to(device=device, dtype=f32)  # (S, K, 2)
     weighted = left[:, None] * values.permute(0, 2, 1)[:, :, None, :]  # (S, 2, H, K): dx and dy stacked
     out = torch.bmm(weighted.reshape(steps, 2 * height, points), right)  # (S, 2H, W) = (S, 2, H, W) in memory
     return out.view(steps, 2, height, width)
