@@ -26,7 +26,7 @@ def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return out * scale[:, None, None]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the result stays an ordinary tensor for later in-place use
 def propagate_flow(
     cmp: CMPModel,
     features: ImageFeatures,
@@ -78,7 +78,7 @@ def compute_dense_flow(
             f"(3, {poses.height}, {poses.width}). Resize the reference to the generation size first."
         )
     sparse = cmp_sparse_flow(poses, mask_invisible=mask_invisible)
-    with torch.inference_mode():
+    with torch.no_grad():
         features = cmp.encode_image(cmp_image(reference)[None].to(device=cmp.device, dtype=cmp.dtype))
     return propagate_flow(
         cmp, features, sparse, poses.height, poses.width,
