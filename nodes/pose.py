@@ -8,6 +8,7 @@ import torch
 
 from ..dispose_core import pipeline
 from ..dispose_core.errors import InputError
+from ..dispose_core.types import check_frame_counts
 from . import comfy_bridge as bridge
 from .common import DWPOSE_MODEL, POSE_KEYPOINT, POSES, DisposeNode, model_input, model_path, stage
 
@@ -92,6 +93,8 @@ class DWPoseExtract(DisposeNode):
                 poses, skeletons = pipeline.poses_from_keypoints(
                     pose_keypoint, reference_image, resolution=resolution, align=align,
                     reference_keypoint=reference_pose_keypoint)
+                if driving_frames is not None:  # connected but unused: at least it must agree
+                    check_frame_counts(pose_keypoint=poses.num_frames, driving_frames=driving_frames.shape[0] + 1)
             elif dwpose_model is None or driving_frames is None:
                 raise InputError("DWPose Extract needs driving_frames and a dwpose_model (DWPose Loader), "
                                  "or a pose_keypoint input. Connect one of them.")

@@ -133,7 +133,7 @@ def test_object_info_lists_every_node(server):
     ("dispose_mimicmotion", {"video/dispose": DRIVING_FRAMES}),
     ("mimicmotion_plain", {"video/mimicmotion": DRIVING_FRAMES}),
     ("guidance_preview", {"preview/skeletons": DRIVING_FRAMES + 1, "preview/motion_field": DRIVING_FRAMES,
-                          "preview/dense_flow": DRIVING_FRAMES, "preview/correspondence": None}),
+                          "preview/dense_flow": DRIVING_FRAMES, "preview/correspondence": DRIVING_FRAMES + 1}),
 ])
 def test_api_workflow_runs(server, name, expected):
     entry = run_ok(server, workflow(name))
@@ -143,8 +143,7 @@ def test_api_workflow_runs(server, name, expected):
         (path,) = [f for f in files if f"{prefix}_" in str(f)]
         count, height, width = video_shape(path)
         assert (height, width) == (64, 64)  # the canvas of a portrait reference at resolution 64
-        if frames is not None:
-            assert count == frames, f"{path.name}: {count} frames"
+        assert count == frames, f"{path.name}: {count} frames"
 
 
 def test_missing_model_fails_with_our_message(server, extra_cmp_dir):

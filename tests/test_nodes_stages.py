@@ -39,6 +39,9 @@ def test_reference_pose_keypoint_input(graph):
                             align=True, pose_keypoint=kp[1:], reference_pose_keypoint=[kp[0]])
     assert poses.num_frames == graph["poses"].num_frames
     assert abs(poses.body - graph["poses"].body).max() < 1e-4
+    with pytest.raises(errors.InputError, match="Frame counts do not match"):
+        call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=RESOLUTION, align=True,
+                  pose_keypoint=kp, driving_frames=graph["frames"][:-1])
 
 
 def test_dwpose_path(tiny_models_dir, graph):
