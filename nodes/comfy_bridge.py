@@ -29,6 +29,7 @@ except ImportError:  # not running inside ComfyUI
 IN_COMFY = mm is not None
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CHECKPOINTS = "checkpoints"  # ComfyUI's folder of single-file checkpoints (SD 1.5 for DIFT)
 _fallback_dirs: dict[str, list[str]] = {}
 
 
@@ -47,7 +48,7 @@ def register_model_folders() -> None:
 
 def set_model_dirs(models_dir: str | os.PathLike) -> None:
     """Outside ComfyUI: use ``models_dir/<folder>`` for every model folder (tests, the demo)."""
-    for folder in MODEL_FOLDERS:
+    for folder in MODEL_FOLDERS + (CHECKPOINTS,):
         _fallback_dirs[folder] = [os.path.join(os.fspath(models_dir), folder)]
 
 

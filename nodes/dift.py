@@ -3,11 +3,41 @@ from __future__ import annotations
 
 import torch
 
+from pathlib import Path
+
 from ..dispose_core import pipeline
+from ..dispose_core.errors import ModelFileError
+from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
 from .common import (DIFT_MODEL, POINTS, POSES, DisposeNode, model_input, model_path, precision_input, stage,
                      working_memory)
+
+
+SINGLE_FILE = f"{bridge.CHECKPOINTS}/"  # prefix of single-file choices in the dropdown
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+def sd15_input() -> tuple:
+    """Diffusers folders from models/diffusers, then single-file checkpoints from models/checkpoints."""
+    options, opts = model_input("sd15", "Stable Diffusion 1.5: a diffusers folder, or a single-file "
+                                        "checkpoint from models/checkpoints/ (shown as checkpoints/<file>).")
+    files = [f for f in bridge.list_models(bridge.CHECKPOINTS) if f.lower().endswith(SINGLE_FILE_SUFFIXES)]
+    return options + [SINGLE_FILE + f for f in files], opts
+
+
+def sd15_path(choice: str) -> Path:
+    """Path of the chosen SD 1.5 folder or single file; ModelFileError naming where we looked."""
+    if not choice.startswith(SINGLE_FILE):
+        return model_path("sd15", choice)
+    name = choice[len(SINGLE_FILE):]
+    found = bridge.find_model(bridge.CHECKPOINTS, name)
+    if found is None:
+        searched = ", ".join(bridge.folder_dirs(bridge.CHECKPOINTS)) or f"models/{bridge.CHECKPOINTS}"
+        raise ModelFileError(f"SD 1.5 checkpoint '{name}' not found in {searched}. Put it into "
+                             f"ComfyUI/models/{bridge.CHECKPOINTS}/ or use the diffusers folder "
+                             f"{BY_KEY['sd15'].name} from {BY_KEY['sd15'].source}.")
+    return Path(found)
 
 
 class DIFTLoader(DisposeNode):
@@ -18,16 +48,16 @@ class DIFTLoader(DisposeNode):
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {"required": {
-            "sd15_folder": model_input("sd15", "Stable Diffusion 1.5 in diffusers format (a folder)."),
+            "sd15_folder": sd15_input(),
             "precision": precision_input(),
         }}
 
     @classmethod
     def VALIDATE_INPUTS(cls, sd15_folder: str) -> bool:
-        return True  # a missing folder fails at run time with our message (folder, download page)
+        return True  # a missing model fails at run time with our message (where we looked, download page)
 
     def run(self, sd15_folder: str, precision: str) -> tuple:
-        path = model_path("sd15", sd15_folder)
+        path = sd15_path(sd15_folder)
         from ..dispose_core.loading.sd15 import load_dift
 
         dift = load_dift(path, bridge.pick_dtype(precision))

@@ -93,7 +93,11 @@ def test_model_dropdowns_list_found_files(tmp_path):
     bridge.set_model_dirs(tmp_path)
     options, opts = inputs_of("DisPoseCMPLoader")["cmp_checkpoint"]
     assert options == ["ckpt_iter_42000.pth.tar", "other.pth"] and opts["default"] == options[0]
-    assert inputs_of("DisPoseDIFTLoader")["sd15_folder"][0] == ["stable-diffusion-v1-5", "my-sd15"]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"x")
+    (tmp_path / "checkpoints" / "notes.txt").write_bytes(b"x")
+    assert inputs_of("DisPoseDIFTLoader")["sd15_folder"][0] == [
+        "stable-diffusion-v1-5", "my-sd15", "checkpoints/v1-5-pruned-emaonly.safetensors"]
     assert inputs_of("DisPoseCMPLoader")["precision"][0] == ["auto", "fp32", "fp16", "bf16"]
 
 
@@ -114,6 +118,14 @@ def test_missing_model_names_file_folder_and_source(tmp_path, node_id, kwargs, m
         getattr(cls(), cls.FUNCTION)(**kwargs)
     msg = str(err.value)
     assert missing in msg and str(tmp_path) in msg and "https://huggingface.co/" in msg
+
+
+def test_missing_single_file_sd15_names_the_checkpoints_folder(tmp_path):
+    bridge.set_model_dirs(tmp_path)
+    with pytest.raises(errors.ModelFileError) as err:
+        pack.NODE_CLASS_MAPPINGS["DisPoseDIFTLoader"]().run(sd15_folder="checkpoints/sd15.safetensors",
+                                                            precision="auto")
+    assert "'sd15.safetensors'" in str(err.value) and str(tmp_path / "checkpoints") in str(err.value)
 
 
 def test_unknown_file_name_is_reported(tmp_path):

@@ -2,10 +2,12 @@
 wired as in the example workflows: shapes, frame counts, progress, interrupts."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
-from host_utils import call_node, guidance_graph, load_pack
+from host_utils import PACK_NAME, call_node, guidance_graph, load_pack
 
 pack = load_pack()
 bridge = pack.nodes.comfy_bridge
@@ -52,6 +54,26 @@ def test_dwpose_path(tiny_models_dir, graph):
         driving_frames=graph["frames"][:3], dwpose_model=dwpose)
     assert poses.num_frames == 4 and skeletons.shape[0] == 4 and len(keypoints) == 4
     assert (poses.height, poses.width) == tuple(skeletons.shape[1:3])
+
+
+def test_dift_loader_takes_a_single_file_checkpoint(tiny_models_dir, tmp_path, monkeypatch):
+    from test_dift_single_file import _write_ldm_checkpoint  # the tiny SD 1.5 in the LDM single-file layout
+
+    from dispose_core.tiny import sd15 as tiny
+
+    sd15 = importlib.import_module(f"{PACK_NAME}.dispose_core.loading.sd15")  # the copy the node uses
+    monkeypatch.setattr(sd15, "SD15_CONFIGS",
+                        {"unet": tiny._UNET, "vae": tiny._VAE, "text_encoder": tiny._TEXT})
+    monkeypatch.setattr(bridge, "_fallback_dirs", {})
+    (tmp_path / "checkpoints").mkdir()
+    folder = tiny_models_dir / "diffusers" / "stable-diffusion-v1-5"
+    _write_ldm_checkpoint(folder, tmp_path / "checkpoints" / "tiny-sd15.safetensors")
+    bridge.set_model_dirs(tmp_path)
+    choices = pack.NODE_CLASS_MAPPINGS["DisPoseDIFTLoader"].INPUT_TYPES()["required"]["sd15_folder"][0]
+    assert "checkpoints/tiny-sd15.safetensors" in choices
+    (single,) = call_node("DisPoseDIFTLoader", sd15_folder="checkpoints/tiny-sd15.safetensors", precision="fp32")
+    reference = sd15.load_dift(folder)
+    assert torch.equal(single.value.prompt_embeds, reference.prompt_embeds)
 
 
 def test_guidance_stages(graph):
