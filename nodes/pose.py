@@ -62,9 +62,10 @@ class DWPoseExtract(DisposeNode):
             "required": {
                 "reference_image": ("IMAGE", {"tooltip": "The image of the person to animate (one image)."}),
                 "resolution": ("INT", {
-                    "default": pipeline.RESOLUTION, "min": 64, "max": 2048, "step": 8,
-                    "tooltip": "Short side of the generation canvas; the long side follows 9:16 "
-                               "(rounded down to 64). 576 is what MimicMotion/DisPose were trained at."}),
+                    "default": pipeline.RESOLUTION, "min": 64, "max": 2048, "step": 64,
+                    "tooltip": "Short side of the generation canvas (a multiple of 64, which the sampler "
+                               "needs); the long side follows 9:16, rounded down to 64. 576 is what "
+                               "MimicMotion/DisPose were trained at."}),
                 "align": ("BOOLEAN", {
                     "default": True,
                     "tooltip": "Scale and shift the driving poses onto the reference body "
