@@ -121,8 +121,9 @@ def run(models_dir: Path, out_dir: Path, *, smoke: bool, frames: int, resolution
     to_device(controlnet, device)
     log(f"models loaded; DisPose ControlNet: {report}")
     control = pipeline.hybrid_control(controlnet, motion, flow, points)
-    settings = replace(pipeline.SamplerSettings(), seed=seed, steps=steps,
-                       tile_size=min(pipeline.SamplerSettings().tile_size, poses.num_frames))
+    defaults = pipeline.SamplerSettings()
+    tile = min(defaults.tile_size, poses.num_frames)  # short samples fit in one tile
+    settings = replace(defaults, seed=seed, steps=steps, tile_size=tile, overlap=min(defaults.overlap, tile - 1))
     video = pipeline.animate(models, reference, poses, control=control, settings=settings,
                              progress=log.progress("sampling"))
 

@@ -23,3 +23,12 @@ def test_smoke_demo_writes_video_and_previews(tmp_path, capsys):
         assert frame_count(tmp_path / f"preview_{name}.mp4")[0] == 9
     assert (tmp_path / "preview_correspondence.mp4").stat().st_size > 0
     assert str((tmp_path / "animation.mp4").resolve()) in out
+
+
+def test_demo_with_a_models_folder_runs_dwpose(tiny_models_dir, tmp_path, capsys):
+    """``--models`` takes the real-model path (DWPose on the frames instead of ground truth)."""
+    demo.main(["--models", str(tiny_models_dir), "--out", str(tmp_path), "--frames", "4", "--steps", "1",
+               "--resolution", "64"])
+    out = capsys.readouterr().out
+    assert "SMOKE RUN" not in out and "DWPose: 5/5" in out
+    assert frame_count(tmp_path / "animation.mp4") == (4, 64, 64)
