@@ -101,11 +101,10 @@ def pick_dtype(precision: str, supported: tuple[torch.dtype, ...] = tuple(_DTYPE
     return mm.unet_dtype(torch_device(), supported_dtypes=list(supported))
 
 
-def onnx_providers() -> list[str]:
-    """onnxruntime providers for DWPose: CUDA when ComfyUI computes on a CUDA device."""
-    if torch_device().type == "cuda":
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+def onnx_providers() -> list[str] | None:
+    """onnxruntime providers for DWPose: CPU when ComfyUI computes on the CPU (--cpu), else None,
+    which lets DWPose use CUDA when the installed onnxruntime build has it."""
+    return ["CPUExecutionProvider"] if torch_device().type == "cpu" else None
 
 
 # ------------------------------------------------------------------ model management
