@@ -170,3 +170,15 @@ def test_reference_must_be_one_image():
     with pytest.raises(errors.InputError, match="one image"):
         pipeline.canvas_for(torch.rand(2, 64, 48, 3), 576)
     assert pipeline.canvas_for(torch.rand(1, 1280, 720, 3), 576) == (1024, 576)
+
+
+def test_bridge_fallback_without_comfy():
+    """Outside ComfyUI: CPU, fp32 for auto, never interrupted, progress a no-op, no ModelPatcher."""
+    assert not bridge.IN_COMFY
+    assert bridge.torch_device().type == "cpu" and bridge.intermediate_device().type == "cpu"
+    assert bridge.pick_dtype("auto") == torch.float32 and bridge.pick_dtype("bf16") == torch.bfloat16
+    assert bridge.should_stop() is False
+    assert bridge.progress_bar(3)(1, 3) is None
+    assert bridge.onnx_providers() == ["CPUExecutionProvider"]
+    managed = bridge.manage(torch.nn.Linear(2, 2))
+    assert managed.patcher is None and bridge.load_to_device([managed]).type == "cpu"
