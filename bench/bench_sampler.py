@@ -15,8 +15,9 @@ a CPU. Rows:
   * FLOPs of one tile call, (UNet + ControlNet) / UNet (torch FlopCounterMode), next to the
     measured time ratio, by wall clock and by this process's CPU time (which other processes on a
     shared machine do not inflate);
-  * peak RSS of a full run (1 step + decode) for two video lengths and two tile sizes, each in a
-    fresh subprocess, minus the RSS after the models were built;
+  * peak RSS (Linux VmHWM, reset after models and inputs were built) of a DisPose denoising run
+    (1 step; decoding is left out: its peak depends on ``decode_chunk_size`` only) for two video
+    lengths and two tile sizes, each in a fresh subprocess;
   * the same FLOP rows for the real SVD-xt / DisPose sizes at 1024x576 (counted under
     FakeTensorMode: shapes only, nothing computed).
 """
@@ -28,7 +29,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads c
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -51,7 +51,7 @@ from dispose_core.models.controlnet import ControlNetDims, HybridControlNet  # n
 from dispose_core.models.posenet import PoseNet  # noqa: E402
 from dispose_core.models.unet import MimicMotionUNet  # noqa: E402
 from dispose_core.sampling.control import ControlInputs, control_features  # noqa: E402
-from dispose_core.sampling.sampler import sample_latents, sample_video  # noqa: E402
+from dispose_core.sampling.sampler import sample_latents  # noqa: E402
 from dispose_core.types import DenseFlow, MotionField, PointEmbeddings  # noqa: E402
 
 CONFIGS = {
@@ -169,15 +169,23 @@ def official_recompute_seconds(control, tile: int, height: int, width: int) -> f
     return median_time(once, repeats=2)
 
 
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def memory_child(args) -> None:
     cfg = CONFIGS[args.config]
     models, controlnet = build(cfg)
     reference, poses, control = inputs(args.frames, cfg["height"], cfg["width"], controlnet)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    sample_video(models, reference, poses, control=control, steps=1, tile_size=args.tile,
-                 overlap=min(6, args.tile - 1), decode_chunk_size=8)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024}))
+    Path("/proc/self/clear_refs").write_text("5")  # reset the RSS high-water mark (VmHWM) to now
+    base = _status_mb("VmRSS")
+    sample_latents(models, reference, poses, control=control, steps=1, tile_size=args.tile,
+                   overlap=min(6, args.tile - 1))
+    print(json.dumps({"base_mb": base, "peak_mb": _status_mb("VmHWM")}))
 
 
 def memory_row(args, frames: int, tile: int) -> dict:
@@ -188,14 +196,13 @@ def memory_row(args, frames: int, tile: int) -> dict:
 
 
 def per_frame_mb(cfg: dict, controlnet: HybridControlNet) -> float:
-    """float32 bytes that exist once per frame: latents (x3: latents, CFG accumulator x2), pose latents,
-    motion feature, point features, both input flows, pose image and the output frame."""
+    """float32 MB that sampling keeps per frame: latents, their scaled copy, the new latents and
+    the CFG accumulator (2 rows), pose latents, motion feature, point features."""
     h, w = cfg["height"], cfg["width"]
     lh, lw = h // 8, w // 8
     c0 = cfg["channels"][0]
     points = sum(c * (h // r) * (w // r) for c, r in zip(cfg["channels"], controlnet.level_rates()))
-    values = 3 * 4 * lh * lw + 2 * c0 * lh * lw + points + 2 * 2 * h * w + 3 * h * w * 2
-    return values * 4 / 2**20
+    return (5 * 4 * lh * lw + 2 * c0 * lh * lw + points) * 4 / 2**20
 
 
 def main() -> None:
@@ -257,12 +264,13 @@ def main() -> None:
          f"(official, per call x2 CFG: {100 * 2 * real_motion / real_ctrl:.2f} % of every step)"),
     ]
     base = per_frame_mb(cfg, controlnet)
-    for frames, t in ((args.lengths[0], tile), (args.lengths[1], tile), (args.lengths[1], tile // 2)):
-        m = memory_row(args, frames, t)
-        rows.append((f"peak RSS, {frames} frames, tile {t} (MB)",
-                     f"{m['peak_mb']:.0f} (sampling adds {m['peak_mb'] - m['base_mb']:.0f} over the loaded models)"))
-    rows.append(("per-frame float32 tensors (latents, features, flows, poses, output) (MB / frame)",
-                 f"{base:.2f}"))
+    for frames in args.lengths:
+        for t in (tile, tile // 2):
+            m = memory_row(args, frames, t)
+            rows.append((f"peak RSS, DisPose denoising, {frames} frames, tile {t} (MB)",
+                         f"{m['peak_mb']:.0f} = {m['base_mb']:.0f} models+inputs + {m['peak_mb'] - m['base_mb']:.0f} sampling"))
+    rows.append(("per-frame tensors kept while sampling (latents, pose/motion/point features)",
+                 f"{base:.2f} MB / frame"))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

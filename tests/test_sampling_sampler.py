@@ -161,7 +161,11 @@ def test_float_inputs_and_bfloat16_models(models, tiny_models_dir):
     as_float = sample_latents(models, torch.from_numpy(ref).double() / 255, poses, **fast)
     torch.testing.assert_close(as_float, as_uint8, rtol=1e-4, atol=1e-4)
 
-    out = sample_video(_load(tiny_models_dir, torch.bfloat16), ref, torch.from_numpy(poses).float() / 255, **FAST)
+    half = _load(tiny_models_dir, torch.bfloat16)
+    net = load_dispose_controlnet(BY_KEY["dispose"].path_in(tiny_models_dir), half.unet, torch.bfloat16)[0]
+    control = _control(net)  # float32 flows and embeddings, float64 for the dense flow
+    control.dense_flow = DenseFlow(control.dense_flow.flow.double())
+    out = sample_video(half, ref, torch.from_numpy(poses).float() / 255, control=control, **FAST)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     assert out.shape == (FRAMES - 1, H, W, 3)
 

@@ -5,7 +5,9 @@ MimicMotion's pipeline with the CFG halves batched; the golden case M5 checks it
 Differences that do not change the result: every step-invariant tensor (CLIP embedding, reference
 latent, time ids, pose latents, motion and keypoint features) is computed once per video; the
 scheduler's per-step noise draws, which are multiplied by zero, are skipped; latents stay float32.
-Deliberate differences (the official code crashes or misbehaves there) are listed in ``validate``.
+Deliberate differences (the official code crashes or misbehaves there) are listed in ``validate``;
+the diffusers-0.27 CFG-batch quirk is reproduced exactly where the official DisPose pipeline has
+it (see ``_TileModel``).
 """
 from __future__ import annotations
 
@@ -317,7 +319,8 @@ def sample_video(
     (device-independent; the official script seeds a generator on its device, so its GPU runs draw
     different noise: pass ``generator`` to choose). CFG runs when a frame's guidance exceeds 1 (the
     official code looks only at ``max_guidance``); otherwise the conditional prediction alone is
-    used, as officially. ``progress(done, total)`` is called after each tile call and decoded
+    used, as officially -- with DisPose keypoints too, where the official point adapter fails
+    without the CFG batch. ``progress(done, total)`` is called after each tile call and decoded
     chunk; ``should_stop()`` before each tile call (return True, or raise, to interrupt).
     """
     run = _prepare(models, reference, pose_images, control, seed, steps, min_guidance, max_guidance,
