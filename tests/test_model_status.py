@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from dispose_core.loading.layout import MODEL_FILES, MODEL_FOLDERS
-from dispose_core.loading.model_status import DIFFUSERS_PARTS, model_status, status_report
+from dispose_core.loading.model_status import ALTERNATIVES, DIFFUSERS_PARTS, model_status, status_report
 
 
 def _populate(root: Path, skip: str | None = None) -> dict[str, list[str]]:
@@ -114,3 +114,10 @@ def test_route_module_reports_the_bridge_folders(tmp_path, monkeypatch):
     assert [r["name"] for r in report["models"] if not r["found"]] == ["DisPose.pth"]
     assert report["models"][0]["searched"] == [str(tmp_path / MODEL_FILES[0].folder)]
     assert route.register_routes() is False  # no PromptServer here
+
+
+def test_missing_sd15_mentions_the_single_file_alternative(tmp_path):
+    report = status_report(_populate(tmp_path, skip="sd15"))
+    (row,) = [r for r in report["models"] if not r["found"]]
+    assert row["alternative"] == ALTERNATIVES["sd15"] and "models/checkpoints/" in row["message"]
+    assert all(r["alternative"] is None for r in report["models"] if r["key"] not in ALTERNATIVES)

@@ -21,6 +21,12 @@ DIFFUSERS_PARTS: dict[str, tuple[str, ...]] = {
     "svd": ("unet", "vae", "image_encoder", "feature_extractor", "scheduler"),
 }
 
+# Other forms a loader accepts instead of the layout entry, shown next to a missing one.
+ALTERNATIVES: dict[str, str] = {
+    "sd15": "or a single-file SD 1.5 checkpoint (.safetensors/.ckpt) in models/checkpoints/, "
+            "picked in the DIFT Loader as checkpoints/<file>",
+}
+
 
 @dataclass(frozen=True)
 class ModelStatus:
@@ -78,7 +84,8 @@ def status_report(search_dirs: Mapping[str, Sequence[str | os.PathLike]],
                   models: Sequence[ModelFile] = MODEL_FILES) -> dict:
     """JSON-ready report for the /dispose/models route and the frontend panel."""
     entries = model_status(search_dirs, models)
-    rows = [asdict(e) | {"message": None if e.found else _message(m, e)} for m, e in zip(models, entries)]
+    rows = [asdict(e) | {"message": None if e.found else _message(m, e), "alternative": ALTERNATIVES.get(e.key)}
+            for m, e in zip(models, entries)]
     missing = sum(not e.found for e in entries)
     return {"all_found": missing == 0, "missing": missing, "total": len(entries), "models": rows}
 
@@ -88,4 +95,6 @@ def _message(model: ModelFile, status: ModelStatus) -> str:
     text = model.missing_message(status.searched)
     if status.missing_parts:
         text += f" A folder of that name exists but lacks: {', '.join(status.missing_parts)}."
+    if status.key in ALTERNATIVES:
+        text += f" ({ALTERNATIVES[status.key][0].upper()}{ALTERNATIVES[status.key][1:]}.)"
     return text

@@ -69,6 +69,7 @@ function modelRow(m) {
   const lacks = m.missing_parts?.length
     ? el("div", { style: { color: "#e0a030" } }, `folder exists but lacks: ${m.missing_parts.join(", ")}`)
     : "";
+  const alternative = !m.found && m.alternative ? el("div", { style: { opacity: "0.8" } }, m.alternative) : "";
   const source = m.source.split(" ")[0];
   return el("tr", { class: m.found ? "dispose-found" : "dispose-missing", "data-name": m.name },
     el("td", { style: { color: m.found ? "#5c5" : "#e55", fontWeight: "bold" } }, m.found ? "found" : "MISSING"),
@@ -76,7 +77,7 @@ function modelRow(m) {
     el("td", {}, m.folder),
     el("td", {}, m.size),
     el("td", {}, m.used_by),
-    el("td", {}, where, el("a", { href: source, target: "_blank", rel: "noopener noreferrer" }, m.source)));
+    el("td", {}, where, alternative, el("a", { href: source, target: "_blank", rel: "noopener noreferrer" }, m.source)));
 }
 
 // The dialog is a native <dialog>; `focus` restricts it to the models one loader node needs.
