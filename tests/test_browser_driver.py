@@ -138,6 +138,9 @@ PLAYER_JS = """async (images) => {
   const s = el.querySelector(".dispose-frame-slider");
   s.value = "1"; s.dispatchEvent(new Event("input"));
   res.slider_label = el.querySelector(".dispose-frame-label").textContent;
+  viewer.disconnectInput(0);    // re-run fed by something else: the player hides
+  viewer.onExecuted({images});
+  res.hidden_when_unfed = el.style.display === "none";
   window.app.canvas.centerOnNode?.(viewer);
   return res;
 }"""

@@ -170,6 +170,7 @@ def test_frame_player_animates_multi_image_output(report):
     assert len(set(player["labels_seen"])) >= 2, player  # it advanced by itself
     assert player["after_pause"] == player["after_pause_later"], "pause did not stop playback"
     assert player["slider_label"] == "2/3"
+    assert player["hidden_when_unfed"]
 
 
 def test_frame_player_after_a_real_run(report):

@@ -94,15 +94,16 @@ app.registerExtension({
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       const result = onExecuted?.apply(this, arguments);
-      if (viewer && !isOurs(this.getInputNode?.(0)?.type)) return result;
-      const images = message?.images ?? [];
+      // a Preview/Save Image node plays only frames that come from a DisPose node
+      const fed = !viewer || isOurs(this.getInputNode?.(0)?.type);
+      const images = fed ? message?.images ?? [] : [];
       let player = players.get(this);
       if (images.length > 1 && !player) {
         player = new FramePlayer(this);
         players.set(this, player);
       }
-      player?.setFrames(images);
-      if (player) { // room for the controls, and below them for the frontend's own image grid
+      player?.setFrames(images); // fewer than two frames hide it
+      if (images.length > 1) { // room for the controls, and below them for the frontend's image grid
         const [, height] = this.computeSize?.() ?? [0, 0];
         this.setSize?.([Math.max(this.size[0], MIN_WIDTH), Math.max(this.size[1], height + GRID_ROOM)]);
       }
