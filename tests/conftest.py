@@ -1,11 +1,17 @@
 """Shared fixtures: repo on sys.path, deterministic torch, tiny model folder."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# Spinning OpenMP workers make torch 20-50x slower on a small, shared machine (seen on 2 cores):
+# let idle threads sleep. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
