@@ -41,11 +41,8 @@ class PoseSequence:
 
 
 @dataclass
-class MotionField:
-    """Sparse motion field: Gaussian-smoothed frame-to-frame keypoint displacements.
-
-    ComfyUI type ``DISPOSE_MOTION``. ``flow[k]`` is the step from frame k to frame k+1.
-    """
+class FlowField:
+    """Per-frame 2-D flow in canvas pixels: ``flow[k]`` belongs to frame k+1 (frame 0 has none)."""
 
     flow: torch.Tensor  # (F-1, 2, H, W) float32, pixels
 
@@ -61,23 +58,19 @@ class MotionField:
 
 
 @dataclass
-class DenseFlow:
-    """Dense motion field from CMP: reference -> frame k+1 flow over the reference image.
+class MotionField(FlowField):
+    """Sparse motion field: Gaussian-smoothed frame-to-frame keypoint displacements.
 
-    ComfyUI type ``DISPOSE_FLOW``. ``flow[k]`` belongs to frame k+1.
+    ComfyUI type ``DISPOSE_MOTION``. ``flow[k]`` is the step from frame k to frame k+1.
     """
 
-    flow: torch.Tensor  # (F-1, 2, H, W) float32, pixels
 
-    @property
-    def num_frames(self) -> int:
-        return int(self.flow.shape[0]) + 1
+@dataclass
+class DenseFlow(FlowField):
+    """Dense motion field from CMP: reference -> frame k+1 flow over the reference image.
 
-    def to_image(self, max_magnitude: float | None = None) -> torch.Tensor:
-        """Colour-wheel preview (F-1, H, W, 3) in [0, 1], normalised over the whole field."""
-        from .motion.flow_viz import flow_to_color
-
-        return flow_to_color(self.flow, max_magnitude)
+    ComfyUI type ``DISPOSE_FLOW``.
+    """
 
 
 @dataclass
