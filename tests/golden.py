@@ -53,18 +53,17 @@ def load_case(name: str) -> GoldenCase:
 
 
 def golden_params(prefix: str):
-    """``pytest.mark.parametrize`` arguments over every case with ``prefix``; ids contain 'golden'.
+    """``pytest.mark.parametrize`` arguments over every case with ``prefix``.
 
+    Ids contain 'golden' and every parameter carries the ``golden`` marker (``pytest -m golden``).
     With no such case (no golden dir), one parameter that fails loudly is produced instead of
     an empty parametrization, so a missing reference directory can never pass silently.
     """
-    names = case_names(prefix)
-    if not names:
-        return pytest.mark.parametrize(
-            "golden_name",
-            [pytest.param(None, id=f"golden-{prefix}-missing")],
-        )
-    return pytest.mark.parametrize("golden_name", names, ids=[f"golden-{n}" for n in names])
+    names = case_names(prefix) or [None]
+    params = [
+        pytest.param(n, id=f"golden-{n or prefix + '-missing'}", marks=pytest.mark.golden) for n in names
+    ]
+    return pytest.mark.parametrize("golden_name", params)
 
 
 def rel_l2(got: torch.Tensor, expected: torch.Tensor) -> float:

@@ -38,7 +38,6 @@ def golden_cmp():
 
 
 @golden_params("G3")
-@pytest.mark.golden
 def test_golden_cmp_flow(golden_name, golden_cmp):
     case = require(golden_name)
     t, tol = case.tensors, case.sidecar["tolerance"]

@@ -30,7 +30,6 @@ def dense_impulses(poses, **kw) -> np.ndarray:
 
 
 @golden_params("G1")
-@pytest.mark.golden
 def test_golden_traj_flow(golden_name):
     case = require(golden_name)
     t, tol = case.tensors, case.sidecar["tolerance"]

@@ -23,7 +23,6 @@ def assert_matches_coo(flow, mask, coo, atol):
 
 
 @golden_params("G2")
-@pytest.mark.golden
 def test_golden_sparse_flow(golden_name):
     case = require(golden_name)
     t, tol = case.tensors, case.sidecar["tolerance"]

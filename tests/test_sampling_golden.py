@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 from diffusers import AutoencoderKLTemporalDecoder
 from golden import golden_params, rel_l2, require
@@ -77,7 +76,6 @@ def _poses(case) -> torch.Tensor:
     return case.tensors["in.image_pose_uint8"].permute(0, 2, 3, 1)
 
 
-@pytest.mark.golden
 @golden_params("M5")
 def test_sampler_matches_official_pipeline(golden_name):
     case = require(golden_name)
