@@ -73,7 +73,8 @@ class CMPDenseFlow(DisposeNode):
             "poses": (POSES, {"tooltip": POSES_TOOLTIP}),
             "batch_size": ("INT", {
                 "default": pipeline.CMP_BATCH_SIZE, "min": 1, "max": 256,
-                "tooltip": "Frames per CMP forward pass; lower it if memory runs out."}),
+                "tooltip": ("Frames per CMP forward pass; lower it if memory runs out. On a CPU, "
+                            "1-2 is fastest.")}),
         }}
 
     def run(self, cmp_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
