@@ -5,6 +5,7 @@ weights when a key is missing. Here a mismatch is an error that lists what is wr
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import torch
 from ..errors import CheckpointKeyError, ModelFileError
 
 _SHOW = 8  # how many names of each kind an error message lists
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # what the loaders build models in
+
+
+def check_dtype(dtype: torch.dtype, what: str) -> None:
+    if dtype not in DTYPES:
+        raise ModelFileError(f"{what}: unsupported dtype {dtype}; use torch.float32, torch.float16 or torch.bfloat16.")
 
 
 def require_file(path: str | Path, what: str, hint: str = "") -> Path:
@@ -24,6 +31,15 @@ def require_file(path: str | Path, what: str, hint: str = "") -> Path:
             + (f" {hint}" if hint else "")
         )
     return path
+
+
+def read_json(path: Path, what: str, hint: str = "") -> dict:
+    """A config file of a diffusers folder; ModelFileError (with ``hint``) if missing or unreadable."""
+    require_file(path, what, hint)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{what}: cannot read '{path}': {exc}") from exc
 
 
 def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:

@@ -19,9 +19,9 @@ import torch
 from ..errors import ModelFileError
 from ..models.controlnet import COPIED_FROM_UNET, ControlNetDims, HybridControlNet
 from ..models.unet import MimicMotionUNet
-from .checkpoint import check_keys, read_checkpoint
+from .checkpoint import check_dtype, check_keys, read_checkpoint
 from .layout import BY_KEY
-from .svd import cast, check_dtype
+from .svd import cast
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from ..errors import CheckpointKeyError, ModelFileError
 from ..models.posenet import PoseNet
 from ..models.unet import MimicMotionUNet
-from .checkpoint import load_strict, read_checkpoint, strip_prefix
+from .checkpoint import check_dtype, load_strict, read_checkpoint, strip_prefix
 from .layout import BY_KEY
-from .svd import SVDFolder, build_image_encoder, build_vae, cast, check_dtype, read_svd_folder
+from .svd import SVDFolder, build_image_encoder, build_vae, cast, read_svd_folder
 
 # Key prefixes of MimicMotion_1-1.pth: the attribute names of the official MimicMotionModel.
 PREFIXES = ("unet.", "pose_net.", "vae.", "image_encoder.")

@@ -13,7 +13,6 @@ are used.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,13 +22,12 @@ from torch import nn
 
 from ..dift.featurizer import DIFT_PROMPT, DiftFeaturizer, ddim_alphas_cumprod
 from ..errors import ModelFileError
-from .checkpoint import load_strict, read_checkpoint, require_file
+from .checkpoint import check_dtype, load_strict, read_checkpoint, read_json, require_file
 from .layout import BY_KEY
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # The VAE state dict DIFT keeps; decoder.* and post_quant_conv.* of the file are not read into anything.
 _VAE_PREFIXES = ("encoder.", "quant_conv.")
 # Old diffusers names of the VAE mid-block attention (still in some SD 1.5 downloads).
@@ -67,14 +65,6 @@ _SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 def _hint() -> str:
     entry = BY_KEY["sd15"]
     return f"The '{entry.name}' folder is incomplete; download the missing file from {entry.source}."
-
-
-def _read_json(path: Path, what: str) -> dict:
-    require_file(path, what, _hint())
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{what}: cannot read '{path}': {exc}") from exc
 
 
 def weights_file(folder: Path, stems: tuple[str, ...], dtype: torch.dtype, what: str) -> Path:
@@ -162,7 +152,7 @@ def load_tokenizer(folder: Path) -> CLIPTokenizer:
 
 def _component(root: Path, sub: str, stems: tuple[str, ...], dtype: torch.dtype) -> tuple[dict, dict, Path]:
     folder = root / sub
-    config = _read_json(folder / "config.json", f"SD 1.5 {sub} config")
+    config = read_json(folder / "config.json", f"SD 1.5 {sub} config", _hint())
     file = weights_file(folder, stems, dtype, f"SD 1.5 {sub}")
     return config, read_checkpoint(file, f"SD 1.5 {sub}"), file
 
@@ -174,15 +164,14 @@ def load_dift(sd15_dir: str | Path, dtype: torch.dtype = torch.float32, *, promp
     prompt are embedded here, in float32, and the text encoder is then dropped: DIFT needs
     nothing else from it.
     """
-    if dtype not in _DTYPES:
-        raise ModelFileError(f"DIFT: unsupported dtype {dtype}; use float32, float16 or bfloat16.")
+    check_dtype(dtype, "DIFT")
     root = Path(sd15_dir)
     if root.is_file() and root.suffix in _SINGLE_FILE_SUFFIXES:
         return load_dift_single_file(root, dtype, prompt=prompt)
     if not root.is_dir():
         raise ModelFileError(BY_KEY["sd15"].missing_message([str(root.parent)]))
 
-    scheduler = _read_json(root / "scheduler" / "scheduler_config.json", "SD 1.5 scheduler config")
+    scheduler = read_json(root / "scheduler" / "scheduler_config.json", "SD 1.5 scheduler config", _hint())
     if scheduler.get("trained_betas"):
         raise ModelFileError("SD 1.5 scheduler config: trained_betas are not supported; use the SD 1.5 scheduler folder.")
     alphas_cumprod = ddim_alphas_cumprod(

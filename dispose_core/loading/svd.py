@@ -7,7 +7,6 @@ the folder (no hub), models are built on the meta device and filled strictly.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,9 @@ import torch
 from torch import nn
 
 from ..errors import ModelFileError
-from .checkpoint import load_strict, require_file
+from .checkpoint import load_strict, read_json
 from .layout import BY_KEY
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Persistent in older transformers, a non-persistent buffer now: present in some files, never needed.
 _OLD_CLIP_BUFFERS = ("vision_model.embeddings.position_ids",)
 
@@ -29,22 +27,9 @@ def _hint() -> str:
     return f"The '{entry.name}' folder is incomplete; download the missing file from {entry.source}."
 
 
-def check_dtype(dtype: torch.dtype, what: str) -> None:
-    if dtype not in DTYPES:
-        raise ModelFileError(f"{what}: unsupported dtype {dtype}; use torch.float32, torch.float16 or torch.bfloat16.")
-
-
 def cast(module: nn.Module, dtype: torch.dtype, device: torch.device | str | None = None) -> nn.Module:
     """Plain ``nn.Module.to``: diffusers' override only adds a warning about fp32-kept modules (none here)."""
     return nn.Module.to(module, device=device, dtype=dtype)
-
-
-def read_json(path: Path, what: str, hint: str = "") -> dict:
-    require_file(path, what, hint or _hint())
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{what}: cannot read '{path}': {exc}") from exc
 
 
 def _variant_file(folder: Path, stem: str, dtype: torch.dtype, what: str) -> Path:
@@ -93,22 +78,22 @@ def read_svd_folder(svd_dir: str | Path, dtype: torch.dtype = torch.float32) -> 
     root = Path(svd_dir)
     if not root.is_dir():
         raise ModelFileError(BY_KEY["svd"].missing_message([str(root.parent)]))
-    unet_config = read_json(root / "unet" / "config.json", "SVD UNet config")
+    unet_config = read_json(root / "unet" / "config.json", "SVD UNet config", _hint())
     if unet_config.get("_class_name", "UNetSpatioTemporalConditionModel") != "UNetSpatioTemporalConditionModel":
         raise ModelFileError(
             f"'{root}' is not a Stable Video Diffusion folder: its UNet is a {unet_config['_class_name']}. "
             f"Use {BY_KEY['svd'].name} from {BY_KEY['svd'].source}."
         )
-    feature = read_json(root / "feature_extractor" / "preprocessor_config.json", "SVD feature extractor config")
+    feature = read_json(root / "feature_extractor" / "preprocessor_config.json", "SVD feature extractor config", _hint())
     for field in ("image_mean", "image_std"):
         if field not in feature:
             raise ModelFileError(f"SVD feature extractor config '{root / 'feature_extractor'}' has no '{field}'. {_hint()}")
     return SVDFolder(
         root=root,
         unet_config=unet_config,
-        vae_config=read_json(root / "vae" / "config.json", "SVD VAE config"),
-        image_encoder_config=read_json(root / "image_encoder" / "config.json", "SVD image encoder config"),
-        scheduler_config=read_json(root / "scheduler" / "scheduler_config.json", "SVD scheduler config"),
+        vae_config=read_json(root / "vae" / "config.json", "SVD VAE config", _hint()),
+        image_encoder_config=read_json(root / "image_encoder" / "config.json", "SVD image encoder config", _hint()),
+        scheduler_config=read_json(root / "scheduler" / "scheduler_config.json", "SVD scheduler config", _hint()),
         feature_extractor_config=feature,
         vae_file=_variant_file(root / "vae", "diffusion_pytorch_model", dtype, "SVD VAE"),
         image_encoder_file=_variant_file(root / "image_encoder", "model", dtype, "SVD image encoder"),
