@@ -22,11 +22,11 @@ from .track import Person, choose, clean, fill, has_body, to_sequence, track
 log = logging.getLogger(__name__)
 
 
-def _people(image: ImagePeople) -> tuple[list[Person], np.ndarray]:
-    """Detected people with at least one visible body point and their boxes; none on a fallback."""
+def _people(image: ImagePeople, frame: PoseFrame) -> tuple[list[Person], np.ndarray]:
+    """Detected people (``frame`` = ``image.frame()``) with at least one visible body point and
+    their boxes; none on a fallback."""
     if image.fallback:
         return [], np.zeros((0, 4))
-    frame = image.frame()
     people = [clean(frame.person(i)) for i in range(frame.num_people)]
     keep = [i for i, p in enumerate(people) if has_body(p)]
     return [people[i] for i in keep], image.boxes[keep]
@@ -71,7 +71,7 @@ def extract_poses(
         raise InputError(f"The driving frames must be (N, H, W, 3) uint8 with N >= 1, got {frames.shape} {frames.dtype}.")
     total = len(frames) + 1
     (ref_image,) = detector([reference])
-    ref = choose(*_people(ref_image), None)
+    ref = choose(*_people(ref_image, ref_image.frame()), None)
     if ref.person is None:
         raise InputError("No person found in the reference image. Use a reference that shows one person "
                          "clearly (whole body if possible), or supply the reference pose as POSE_KEYPOINT.")
@@ -86,9 +86,10 @@ def extract_poses(
             if should_stop:
                 should_stop()
             for image in detector(list(frames[start:start + batch_size])):
-                official.append(image.frame())
+                frame = image.frame()
+                official.append(frame)
                 empty.append(image.fallback)
-                yield _people(image)
+                yield _people(image, frame)
             if progress:
                 progress(1 + len(official), total)
 
