@@ -72,7 +72,8 @@ def _torch_load(path: Path) -> object:
         return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _preview(names: Iterable[str]) -> str:
+def name_preview(names: Iterable[str]) -> str:
+    """The first few names, sorted, and how many more there are (for error messages)."""
     names = sorted(names)
     shown = ", ".join(names[:_SHOW])
     return shown + (f", ... (+{len(names) - _SHOW} more)" if len(names) > _SHOW else "")
@@ -101,11 +102,11 @@ def check_keys(
         return
     parts = [f"{what}: '{file}' does not match the expected checkpoint"]
     if missing:
-        parts.append(f"{len(missing)} missing keys: {_preview(missing)}")
+        parts.append(f"{len(missing)} missing keys: {name_preview(missing)}")
     if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
+        parts.append(f"{len(unexpected)} unexpected keys: {name_preview(unexpected)}")
     if wrong_shape:
-        parts.append(f"{len(wrong_shape)} tensors with the wrong shape: {_preview(wrong_shape)}")
+        parts.append(f"{len(wrong_shape)} tensors with the wrong shape: {name_preview(wrong_shape)}")
     parts.append("Check that the file is the right model (and not a different version or a partial download).")
     raise CheckpointKeyError("; ".join(parts))
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from ..errors import CheckpointKeyError, ModelFileError
 from ..models.posenet import PoseNet
 from ..models.unet import MimicMotionUNet
-from .checkpoint import check_dtype, load_strict, read_checkpoint, strip_prefix
+from .checkpoint import check_dtype, load_strict, name_preview, read_checkpoint, strip_prefix
 from .layout import BY_KEY
 from .svd import SVDFolder, build_image_encoder, build_vae, cast, read_svd_folder
 
@@ -46,13 +46,12 @@ def _read_mimicmotion(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelFileError(BY_KEY["mimicmotion"].missing_message([str(path.parent)]))
     state = read_checkpoint(path, "MimicMotion checkpoint")
-    unknown = sorted(k for k in state if not k.startswith(PREFIXES))
+    unknown = [k for k in state if not k.startswith(PREFIXES)]
     if unknown:
-        shown = ", ".join(unknown[:8]) + (f", ... (+{len(unknown) - 8} more)" if len(unknown) > 8 else "")
         raise CheckpointKeyError(
             f"MimicMotion checkpoint: '{path}' has {len(unknown)} unexpected keys outside "
-            f"{'/'.join(p.rstrip('.') for p in PREFIXES)}: {shown}. Use {BY_KEY['mimicmotion'].name} from "
-            f"{BY_KEY['mimicmotion'].source}."
+            f"{'/'.join(p.rstrip('.') for p in PREFIXES)}: {name_preview(unknown)}. "
+            f"Use {BY_KEY['mimicmotion'].name} from {BY_KEY['mimicmotion'].source}."
         )
     return state
 
