@@ -27,7 +27,7 @@ from ..image import cover_crop
 from ..types import PoseSequence
 from .align import fit_alignment
 from .frame import VISIBLE_SCORE
-from .track import Person, choose, clean, fill, has_body, to_sequence, track
+from .track import POINT_FIELDS, Person, choose, clean, fill, has_body, to_sequence, track
 
 PART_SIZES = {"pose_keypoints_2d": 18, "hand_left_keypoints_2d": 21, "hand_right_keypoints_2d": 21,
               "face_keypoints_2d": 68}
@@ -132,7 +132,7 @@ def _onto_canvas(person: Person, src_hw: tuple[int, int], height: int, width: in
     scale = np.array([rw / width, rh / height])
     shift = np.array([left / width, top / height])
     out = dict(person)
-    for xy, sc in (("body", "body_score"), ("hands", "hands_score"), ("faces", "faces_score")):
+    for xy, sc in POINT_FIELDS:
         moved = person[xy] * scale - shift
         out[xy] = np.where((person[sc] > 0)[..., None], moved, 0.0).astype(np.float32)
     return out
@@ -176,7 +176,7 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
         visible = (np.stack([s["body_score"] for s in singles]) if singles else driving["body_score"]) > VISIBLE_SCORE
         subset = np.where(ref_person["body_score"] > VISIBLE_SCORE, 0.0, -1.0)
         fit = fit_alignment(ref_person["body"], subset, bodies, (height, width), parsed[0][2], driving_visible=visible)
-        for xy, sc in (("body", "body_score"), ("hands", "hands_score"), ("faces", "faces_score")):
+        for xy, sc in POINT_FIELDS:
             present = (driving[sc] > 0)[..., None]
             driving[xy] = np.where(present, fit.apply(driving[xy]), 0.0)
     return to_sequence(ref_person, driving, missing, height, width)
