@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,9 +120,7 @@ def run(models_dir: Path, out_dir: Path, *, smoke: bool, frames: int, resolution
     to_device(controlnet, device)
     log(f"models loaded; DisPose ControlNet: {report}")
     control = pipeline.hybrid_control(controlnet, motion, flow, points)
-    defaults = pipeline.SamplerSettings()
-    tile = min(defaults.tile_size, poses.num_frames)  # short samples fit in one tile
-    settings = replace(defaults, seed=seed, steps=steps, tile_size=tile, overlap=min(defaults.overlap, tile - 1))
+    settings = pipeline.SamplerSettings(seed=seed, steps=steps)  # the sampler shrinks tiles to short videos
     video = pipeline.animate(models, reference, poses, control=control, settings=settings,
                              progress=log.progress("sampling"))
 
