@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..loading.layout import BY_KEY
 from ..motion.cmp import PREFIX, CMPConfig, CMPModel
+from .svd import save_pth, seeded
 
 TINY_CMP = CMPConfig(
     stem=8, planes=(4, 4, 8, 8), image_dim=8, sparse_hidden=4, sparse_dim=4,
@@ -23,20 +23,19 @@ _SEED = 42000
 
 def tiny_cmp_state_dict(config: CMPConfig = TINY_CMP, seed: int = _SEED) -> dict[str, torch.Tensor]:
     """Deterministic random weights (and non-trivial BN statistics) for ``config``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    def build() -> CMPModel:
         model = CMPModel(config)
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
+        return model
+
+    model = seeded(seed, build)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def write_tiny_models(models_dir: Path) -> list[Path]:
     """Write the tiny CMP checkpoint under ``models_dir`` (ComfyUI ``models`` layout)."""
-    path = BY_KEY["cmp"].path_in(models_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {PREFIX + k: v for k, v in tiny_cmp_state_dict().items()}
-    torch.save({"state_dict": state, "step": 42000}, path)
-    return [path]
+    return save_pth({"state_dict": state, "step": 42000}, "cmp", models_dir)

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..loading.layout import BY_KEY
+from .svd import seeded
 
 _SEED = 1500
 _UNET = {
@@ -105,11 +106,11 @@ def write_tiny_models(models_dir: Path) -> list[Path]:
     from transformers import CLIPTextConfig, CLIPTextModel
 
     root = BY_KEY["sd15"].path_in(models_dir)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_SEED)
-        unet = UNet2DConditionModel.from_config(_UNET)
-        vae = AutoencoderKL.from_config(_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**_TEXT))
+    unet, vae, text = seeded(_SEED, lambda: (
+        UNet2DConditionModel.from_config(_UNET),
+        AutoencoderKL.from_config(_VAE),
+        CLIPTextModel(CLIPTextConfig(**_TEXT)),
+    ))
     text_state = {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in text.state_dict().items()}
     unet.save_config(str(root / "unet"))
     vae.save_config(str(root / "vae"))

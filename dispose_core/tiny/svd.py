@@ -78,8 +78,8 @@ def seeded(seed: int, factory: Callable[[], T]) -> T:
         return factory()
 
 
-def save_pth(state: dict[str, torch.Tensor], key: str, models_dir: Path) -> list[Path]:
-    """``torch.save`` a flat state dict at the layout path of ``key`` (as the real .pth files are)."""
+def save_pth(state: dict, key: str, models_dir: Path) -> list[Path]:
+    """``torch.save`` a state dict (flat, or in the real file's container) at the layout path of ``key``."""
     path = BY_KEY[key].path_in(models_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
