@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dispose_core.loading.layout import MODEL_FILES  # noqa: E402
+from dispose_core.loading.layout import BY_KEY  # noqa: E402
 
 INPUT_NOTES = {
     "LoadImage": "Reference: one image of the person to animate (full body works best). "
@@ -31,7 +31,6 @@ LOADER_KEYS = {
     "DisPoseMimicMotionLoader": ("svd", "mimicmotion"),
     "DisPoseControlNetLoader": ("dispose",),
 }
-BY_KEY = {m.key: m for m in MODEL_FILES}
 
 
 def note_text(node_type: str) -> str | None:
