@@ -16,7 +16,7 @@ once per video (``encode_image``); the per-frame part runs batched over frames (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -84,9 +84,6 @@ class CMPConfig:
             fusion2=width("flow_decoder.fusion2.0.weight", d.fusion2),
             nbins=head // 2 if head % 2 == 0 else d.nbins,
         )
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3, **kw) -> list[nn.Module]:
