@@ -67,13 +67,11 @@ class PoseFrame:
         )
 
     def person(self, i: int) -> dict[str, np.ndarray]:
-        """Person ``i`` as PoseSequence fields (hands [left, right], subset j or -1)."""
+        """Person ``i`` as the ``track.FIELDS`` of a PoseSequence (hands [left, right]; no subset)."""
         n = self.num_people
-        subset = self.subset[i]
         return {
             "body": self.candidate[18 * i:18 * i + 18],
             "body_score": self.score[i],
-            "body_subset": np.where(subset >= 0, subset - 18 * i, -1).astype(np.float32),
             "hands": self.hands[[i, n + i]],
             "hands_score": self.hands_score[[i, n + i]],
             "faces": self.faces[i],
