@@ -47,6 +47,14 @@ def model_path(key: str, name: str) -> Path:
     return find_model_file(key, bridge.folder_dirs(BY_KEY[key].folder), name)
 
 
+def reference_input() -> tuple:
+    return ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."})
+
+
+def poses_input() -> tuple:
+    return (POSES, {"tooltip": "Poses from DWPose Extract."})
+
+
 def precision_input() -> tuple:
     return (list(bridge.PRECISIONS), {
         "default": "auto",

@@ -10,8 +10,8 @@ from ..dispose_core.errors import ModelFileError
 from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import (DIFT_MODEL, POINTS, POSES, DisposeNode, model_input, model_path, precision_input, stage,
-                     working_memory)
+from .common import (DIFT_MODEL, POINTS, DisposeNode, model_input, model_path, poses_input, precision_input,
+                     reference_input, stage, working_memory)
 
 
 SINGLE_FILE = f"{bridge.CHECKPOINTS}/"  # prefix of single-file choices in the dropdown
@@ -76,8 +76,8 @@ class DIFTPointEmbed(DisposeNode):
     def INPUT_TYPES(cls) -> dict:
         return {"required": {
             "dift_model": (DIFT_MODEL, {"tooltip": "From DIFT Loader (SD 1.5)."}),
-            "reference_image": ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."}),
-            "poses": (POSES, {"tooltip": "Poses from DWPose Extract."}),
+            "reference_image": reference_input(),
+            "poses": poses_input(),
             "ensemble_size": ("INT", {
                 "default": pipeline.DIFT_ENSEMBLE_SIZE, "min": 1, "max": 64,
                 "tooltip": "Noisy copies averaged per feature map (official 8); fewer is faster."}),

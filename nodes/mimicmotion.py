@@ -9,8 +9,8 @@ import torch
 from ..dispose_core import pipeline
 from ..dispose_core.types import DenseFlow, MotionField, PointEmbeddings, PoseSequence
 from . import comfy_bridge as bridge
-from .common import (CONTROL, DISPOSE_CONTROLNET, FLOW, MIMICMOTION_MODEL, MOTION, POINTS, POSES,
-                     DisposeNode, model_input, model_path, precision_input, stage, working_memory)
+from .common import (CONTROL, DISPOSE_CONTROLNET, FLOW, MIMICMOTION_MODEL, MOTION, POINTS, DisposeNode,
+                     model_input, model_path, poses_input, precision_input, reference_input, stage, working_memory)
 
 log = logging.getLogger(__name__)
 _DEFAULTS = pipeline.SamplerSettings()
@@ -120,8 +120,8 @@ class MimicMotionSampler(DisposeNode):
         return {
             "required": {
                 "mimicmotion_model": (MIMICMOTION_MODEL, {"tooltip": "From MimicMotion Loader."}),
-                "reference_image": ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."}),
-                "poses": (POSES, {"tooltip": "Poses from DWPose Extract."}),
+                "reference_image": reference_input(),
+                "poses": poses_input(),
                 "seed": ("INT", {"default": d.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "tooltip": "Seed of the initial noise."}),
                 "steps": ("INT", {"default": d.steps, "min": 1, "max": 200, "tooltip": "Denoising steps."}),

@@ -6,11 +6,8 @@ import torch
 from ..dispose_core import pipeline
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import (CMP_MODEL, FLOW, MOTION, POSES, DisposeNode, model_input, model_path,
-                     precision_input, stage)
-
-POSES_TOOLTIP = "Poses from DWPose Extract."
-
+from .common import (CMP_MODEL, FLOW, MOTION, DisposeNode, model_input, model_path, poses_input,
+                     precision_input, reference_input, stage)
 
 class SparseMotionField(DisposeNode):
     DESCRIPTION = ("Keypoint displacements between consecutive frames, splatted on the canvas and "
@@ -22,7 +19,7 @@ class SparseMotionField(DisposeNode):
     @classmethod
     def INPUT_TYPES(cls) -> dict:
         return {"required": {
-            "poses": (POSES, {"tooltip": POSES_TOOLTIP}),
+            "poses": poses_input(),
             "kernel_size": ("INT", {
                 "default": pipeline.SPARSE_KERNEL_SIZE, "min": 1, "max": 999, "step": 2,
                 "tooltip": "Gaussian kernel size in pixels (odd; official 199)."}),
@@ -69,8 +66,8 @@ class CMPDenseFlow(DisposeNode):
     def INPUT_TYPES(cls) -> dict:
         return {"required": {
             "cmp_model": (CMP_MODEL, {"tooltip": "From CMP Loader (DisPose)."}),
-            "reference_image": ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."}),
-            "poses": (POSES, {"tooltip": POSES_TOOLTIP}),
+            "reference_image": reference_input(),
+            "poses": poses_input(),
             "batch_size": ("INT", {
                 "default": pipeline.CMP_BATCH_SIZE, "min": 1, "max": 256,
                 "tooltip": ("Frames per CMP forward pass; lower it if memory runs out. On a CPU, "
