@@ -10,14 +10,13 @@ Canvas 576x1024 (W x H). Rows:
   (b) CMP: seconds per driving frame, ours (reference encoded once, frames batched) vs one full
       network call per frame (the official ``get_cmp_flow`` loop), full-size network with the
       golden's random weights (real key names) or random init when the golden dir is absent;
-  (c) pose post-processing, from bench/bench_pose.py when that file exists.
+  (c) pose post-processing, from bench/bench_pose.py.
 Runtime on 2 CPU cores: about 1 min with --quick; the full run is dominated by the official CMP
 path (~1 s per frame unloaded, so 80 frames ~ 2-3 min more).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -117,14 +116,10 @@ def bench_cmp(model: CMPModel, frames: int, official_frames: int, batch_size: in
 
 
 def pose_rows(frames: int) -> list[tuple[str, ...]]:
-    path = REPO / "bench" / "bench_pose.py"
-    if not path.is_file():
-        return []
-    spec = importlib.util.spec_from_file_location("bench_pose", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from bench_pose import pose_postprocess_rows  # next to this script, whose folder is on sys.path
+
     return [(f"pose: {name}, {frames} frames", f"{ms:.2f} ms/frame", "", "", "")
-            for name, ms in module.pose_postprocess_rows(frames)]
+            for name, ms in pose_postprocess_rows(frames)]
 
 
 def main() -> None:
