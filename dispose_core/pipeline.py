@@ -110,15 +110,6 @@ def canvas_for(reference: torch.Tensor, resolution: int) -> tuple[int, int]:
     return target_size(int(image.shape[0]), int(image.shape[1]), resolution)
 
 
-def check_canvas(poses: PoseSequence, **fields: torch.Tensor | None) -> None:
-    """Raise InputError unless every (…, H, W) field matches the poses' canvas."""
-    for name, field in fields.items():
-        if field is not None and tuple(field.shape[-2:]) != (poses.height, poses.width):
-            raise InputError(
-                f"The {name} is {field.shape[-2]}x{field.shape[-1]} but the poses' canvas is "
-                f"{poses.height}x{poses.width}. Feed every node from the same DWPose Extract output.")
-
-
 # ---------------------------------------------------------------- stages
 def extract_poses(
     detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
@@ -230,13 +221,13 @@ def animate(
     models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
     settings: SamplerSettings = SamplerSettings(), progress: Progress = None, should_stop: ShouldStop = None,
 ) -> torch.Tensor:
-    """MimicMotion (+ DisPose control) -> the animated frames as an IMAGE batch (reference dropped)."""
+    """MimicMotion (+ DisPose control) -> the animated frames as an IMAGE batch (reference dropped).
+
+    The sampler checks that the control's frame counts and canvas match the poses.
+    """
     from .pose.render import render_poses
     from .sampling.sampler import sample_video
 
-    if control is not None:
-        check_frame_counts(poses=poses.num_frames, sparse_motion_field=control.motion_field.num_frames)
-        check_canvas(poses, **{"sparse motion field": control.motion_field.flow})
     ref = reference_on_canvas(reference, poses)
     frames = sample_video(
         models, ref, render_poses(poses), control=control, seed=settings.seed, steps=settings.steps,
