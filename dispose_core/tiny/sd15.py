@@ -8,14 +8,10 @@ width). The tokenizer is a valid CLIP byte-level BPE with the real ids of the DI
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-from safetensors.torch import save_file
-
 from ..loading.layout import BY_KEY
-from .svd import seeded
+from .svd import save_fp16, seeded, write_json
 
 _SEED = 1500
 _UNET = {
@@ -45,6 +41,7 @@ _SCHEDULER = {
 # Real CLIP ids of the DIFT prompt's words (end-of-word forms).
 _WORD_IDS = {"photo": 1125, "of": 539, "a": 320, "human": 2751}
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
+_METADATA = {"format": "pt"}  # as in the real diffusers fp16 files
 
 
 def _byte_alphabet() -> list[str]:
@@ -73,30 +70,17 @@ def tiny_clip_bpe() -> tuple[dict[str, int], list[str]]:
     return vocab, merges
 
 
-def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(path),
-              metadata={"format": "pt"})
-    return path
-
-
-def _write_json(obj: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    return path
-
-
 def _write_tokenizer(folder: Path) -> list[Path]:
     vocab, merges = tiny_clip_bpe()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     special = {"bos_token": _BOS, "eos_token": _EOS, "unk_token": _EOS, "pad_token": _EOS}
     return [
-        _write_json(vocab, folder / "vocab.json"),
+        write_json(folder / "vocab.json", vocab, sort_keys=True),
         folder / "merges.txt",
-        _write_json({**special, "model_max_length": 77, "do_lower_case": True, "tokenizer_class": "CLIPTokenizer"},
-                    folder / "tokenizer_config.json"),
-        _write_json(special, folder / "special_tokens_map.json"),
+        write_json(folder / "tokenizer_config.json", {**special, "model_max_length": 77, "do_lower_case": True,
+                                                       "tokenizer_class": "CLIPTokenizer"}, sort_keys=True),
+        write_json(folder / "special_tokens_map.json", special, sort_keys=True),
     ]
 
 
@@ -115,20 +99,21 @@ def write_tiny_models(models_dir: Path) -> list[Path]:
     unet.save_config(str(root / "unet"))
     vae.save_config(str(root / "vae"))
     written = [
-        _save(unet.state_dict(), root / "unet" / "diffusion_pytorch_model.fp16.safetensors"),
-        _save(vae.state_dict(), root / "vae" / "diffusion_pytorch_model.fp16.safetensors"),
-        _save(text_state, root / "text_encoder" / "model.fp16.safetensors"),
+        save_fp16(unet.state_dict(), root / "unet" / "diffusion_pytorch_model.fp16.safetensors", metadata=_METADATA),
+        save_fp16(vae.state_dict(), root / "vae" / "diffusion_pytorch_model.fp16.safetensors", metadata=_METADATA),
+        save_fp16(text_state, root / "text_encoder" / "model.fp16.safetensors", metadata=_METADATA),
         root / "unet" / "config.json", root / "vae" / "config.json",
-        _write_json({**_TEXT, "architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
-                     "torch_dtype": "float32"}, root / "text_encoder" / "config.json"),
-        _write_json(_SCHEDULER, root / "scheduler" / "scheduler_config.json"),
+        write_json(root / "text_encoder" / "config.json", {**_TEXT, "architectures": ["CLIPTextModel"],
+                                                           "model_type": "clip_text_model", "torch_dtype": "float32"},
+                   sort_keys=True),
+        write_json(root / "scheduler" / "scheduler_config.json", _SCHEDULER, sort_keys=True),
         *_write_tokenizer(root / "tokenizer"),
-        _write_json({
+        write_json(root / "model_index.json", {
             "_class_name": "StableDiffusionPipeline",
             "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"], "safety_checker": [None, None], "feature_extractor": [None, None],
             "requires_safety_checker": False,
-        }, root / "model_index.json"),
+        }, sort_keys=True),
     ]
     return written

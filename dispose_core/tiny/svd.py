@@ -65,9 +65,9 @@ _MODEL_INDEX = {
 }
 
 
-def _write_json(path: Path, data: dict) -> Path:
+def write_json(path: Path, data: dict, *, sort_keys: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
+    path.write_text(json.dumps(data, indent=2, sort_keys=sort_keys))
     return path
 
 
@@ -86,8 +86,11 @@ def save_pth(state: dict, key: str, models_dir: Path) -> list[Path]:
     return [path]
 
 
-def _fp16(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+def save_fp16(state: dict[str, torch.Tensor], path: Path, *, metadata: dict[str, str] | None = None) -> Path:
+    """A state dict as a float16 safetensors file (the diffusers ``fp16`` variant)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+    return path
 
 
 def write_tiny_models(models_dir: Path) -> list[Path]:
@@ -96,21 +99,18 @@ def write_tiny_models(models_dir: Path) -> list[Path]:
 
     root = BY_KEY["svd"].path_in(models_dir)
     written = [
-        _write_json(root / "model_index.json", _MODEL_INDEX),
-        _write_json(root / "unet" / "config.json", TINY_UNET_CONFIG),
-        _write_json(root / "vae" / "config.json", _VAE),
-        _write_json(root / "image_encoder" / "config.json", _IMAGE_ENCODER),
-        _write_json(root / "scheduler" / "scheduler_config.json", _SCHEDULER),
-        _write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR),
+        write_json(root / "model_index.json", _MODEL_INDEX),
+        write_json(root / "unet" / "config.json", TINY_UNET_CONFIG),
+        write_json(root / "vae" / "config.json", _VAE),
+        write_json(root / "image_encoder" / "config.json", _IMAGE_ENCODER),
+        write_json(root / "scheduler" / "scheduler_config.json", _SCHEDULER),
+        write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR),
     ]
     vae, encoder = seeded(_SEED, lambda: (
         AutoencoderKLTemporalDecoder.from_config(_VAE),
         CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(_IMAGE_ENCODER)),
     ))
-    for module, path in (
-        (vae, root / "vae" / "diffusion_pytorch_model.fp16.safetensors"),
-        (encoder, root / "image_encoder" / "model.fp16.safetensors"),
-    ):
-        save_file(_fp16(module), str(path))
-        written.append(path)
-    return written
+    return written + [
+        save_fp16(vae.state_dict(), root / "vae" / "diffusion_pytorch_model.fp16.safetensors"),
+        save_fp16(encoder.state_dict(), root / "image_encoder" / "model.fp16.safetensors"),
+    ]
