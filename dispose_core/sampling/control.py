@@ -72,7 +72,8 @@ def control_features(control: ControlInputs, height: int, width: int, chunk: int
     for start, stop in _frame_chunks(dense.shape[0], chunk):
         d = dense[start:stop].to(device=device, dtype=dtype)[None]
         t = traj[start:stop].to(device=device, dtype=dtype)[None]
-        out = net.encode_motion(d, t)  # (n+1, C, h, w): zero-flow frame first
+        # one encoder pass per chunk (n flows + the zero-flow frame), so ``chunk`` bounds memory
+        out = net.encode_motion(d, t, frames_per_chunk=stop - start + 1)  # (n+1, C, h, w)
         parts.append(out if start == 0 else out[1:])
     motion = torch.cat(parts)
 
