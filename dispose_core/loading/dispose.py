@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelFileError
 from ..models.controlnet import COPIED_FROM_UNET, ControlNetDims, HybridControlNet
 from ..models.unet import MimicMotionUNet
 from .checkpoint import check_dtype, check_keys, read_checkpoint
@@ -74,9 +73,7 @@ def load_dispose_controlnet(
 ) -> tuple[HybridControlNet, LoadReport]:
     """HybridControlNet = copy of ``unet``'s encoder overlaid with ``DisPose.pth`` (strict checks)."""
     check_dtype(dtype, "DisPose loader")
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(BY_KEY["dispose"].missing_message([str(path.parent)]))
+    path = BY_KEY["dispose"].require(path)
     state = read_checkpoint(path, "DisPose ControlNet")
     net, report = overlay_on_unet(state, unet, file=path)
     logger.info("%s", report)

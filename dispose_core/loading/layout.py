@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ModelFileError
+
 
 @dataclass(frozen=True)
 class ModelFile:
@@ -22,6 +24,13 @@ class ModelFile:
 
     def path_in(self, models_dir: str | Path) -> Path:
         return Path(models_dir) / self.folder / self.name
+
+    def require(self, path: str | Path) -> Path:
+        """``path`` as a Path when it exists (a folder for diffusers models), else ModelFileError."""
+        path = Path(path)
+        if not (path.is_dir() if self.is_dir else path.is_file()):
+            raise ModelFileError(self.missing_message([str(path.parent)]))
+        return path
 
     def missing_message(self, searched: list[str] | None = None) -> str:
         where = ", ".join(searched) if searched else f"models/{self.folder}"

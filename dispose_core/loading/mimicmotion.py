@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from ..errors import CheckpointKeyError, ModelFileError
+from ..errors import CheckpointKeyError
 from ..models.posenet import PoseNet
 from ..models.unet import MimicMotionUNet
 from .checkpoint import check_dtype, load_strict, name_preview, read_checkpoint, strip_prefix
@@ -43,8 +43,7 @@ class MimicMotionModels:
 
 
 def _read_mimicmotion(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise ModelFileError(BY_KEY["mimicmotion"].missing_message([str(path.parent)]))
+    BY_KEY["mimicmotion"].require(path)
     state = read_checkpoint(path, "MimicMotion checkpoint")
     unknown = [k for k in state if not k.startswith(PREFIXES)]
     if unknown:

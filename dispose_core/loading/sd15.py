@@ -168,8 +168,7 @@ def load_dift(sd15_dir: str | Path, dtype: torch.dtype = torch.float32, *, promp
     root = Path(sd15_dir)
     if root.is_file() and root.suffix in _SINGLE_FILE_SUFFIXES:
         return load_dift_single_file(root, dtype, prompt=prompt)
-    if not root.is_dir():
-        raise ModelFileError(BY_KEY["sd15"].missing_message([str(root.parent)]))
+    BY_KEY["sd15"].require(root)
 
     scheduler = read_json(root / "scheduler" / "scheduler_config.json", "SD 1.5 scheduler config", _hint())
     if scheduler.get("trained_betas"):

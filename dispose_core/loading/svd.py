@@ -75,9 +75,7 @@ class SVDFolder:
 
 def read_svd_folder(svd_dir: str | Path, dtype: torch.dtype = torch.float32) -> SVDFolder:
     """Check the folder layout and read every config; choose the VAE / CLIP weight variants for ``dtype``."""
-    root = Path(svd_dir)
-    if not root.is_dir():
-        raise ModelFileError(BY_KEY["svd"].missing_message([str(root.parent)]))
+    root = BY_KEY["svd"].require(svd_dir)
     unet_config = read_json(root / "unet" / "config.json", "SVD UNet config", _hint())
     if unet_config.get("_class_name", "UNetSpatioTemporalConditionModel") != "UNetSpatioTemporalConditionModel":
         raise ModelFileError(

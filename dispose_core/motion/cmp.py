@@ -320,10 +320,7 @@ def load_cmp(path: str | Path, dtype: torch.dtype = torch.float32) -> CMPModel:
     Accepts keys with or without the ``module.`` prefix. A file written before BatchNorm counted
     its batches (no ``num_batches_tracked`` at all) is accepted: those counters are unused in eval.
     """
-    path = Path(path)
-    info = BY_KEY["cmp"]
-    if not path.is_file():
-        raise ModelFileError(info.missing_message([str(path.parent)]))
+    path = BY_KEY["cmp"].require(path)
     sd = _unwrap(read_checkpoint(path, "CMP"), path)
     with torch.device("meta"):
         model = CMPModel(CMPConfig.from_state_dict(sd))

@@ -320,9 +320,7 @@ def default_providers() -> list[str]:
 def _session(path: str | Path, key: str, providers: list[str]):
     import onnxruntime as ort
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(BY_KEY[key].missing_message([str(path.parent)]))
+    path = BY_KEY[key].require(path)
     try:
         return ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:  # not an ONNX file, truncated download, unsupported opset
