@@ -155,11 +155,10 @@ def sparse_motion(
     poses: PoseSequence, *, kernel_size: int = SPARSE_KERNEL_SIZE, sigma: float = SPARSE_SIGMA,
 ) -> tuple[MotionField, torch.Tensor]:
     """Sparse motion field of the keypoint trajectories + its colour preview."""
-    from .motion.flow_viz import flow_to_color
     from .motion.sparse_field import compute_motion_field
 
     motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma)
-    return motion, to_image(flow_to_color(motion.flow))
+    return motion, to_image(motion.to_image())
 
 
 def dense_motion(
@@ -168,12 +167,11 @@ def dense_motion(
 ) -> tuple[DenseFlow, torch.Tensor]:
     """CMP dense flow over the reference image + its colour preview."""
     from .motion.dense_flow import compute_dense_flow
-    from .motion.flow_viz import flow_to_color
 
     ref = reference_on_canvas(reference, poses).permute(2, 0, 1)
     flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size,
                               progress=progress, should_stop=should_stop)
-    return flow, to_image(flow_to_color(flow.flow))
+    return flow, to_image(flow.to_image())
 
 
 def point_embeddings(
