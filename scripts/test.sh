@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh || exit 1
 PY=${PYTHON:-python3}
-"$PY" -m pytest "$@"
+"$PY" -m pytest tests "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "scripts/test.sh: pytest collected no tests - failing on purpose" >&2

@@ -8,7 +8,6 @@ size and setting from the sidecar, so any further case in the same format runs t
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def golden_dir() -> Path:
-    return Path(os.environ.get("DISPOSE_GOLDEN_DIR", REPO.parent / "shared" / "reference" / "golden"))
+from resources import golden_dir
 
 
 @dataclass
@@ -56,8 +51,9 @@ def golden_params(prefix: str):
     """``pytest.mark.parametrize`` arguments over every case with ``prefix``.
 
     Ids contain 'golden' and every parameter carries the ``golden`` marker (``pytest -m golden``).
-    With no such case (no golden dir), one parameter that fails loudly is produced instead of
-    an empty parametrization, so a missing reference directory can never pass silently.
+    With no such case, one parameter is produced instead of an empty parametrization: conftest
+    skips it when the golden directory is absent (fails it on CI), and :func:`require` fails it
+    when the directory is there but lacks the case, so missing data never passes silently.
     """
     names = case_names(prefix) or [None]
     params = [

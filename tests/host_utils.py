@@ -1,6 +1,7 @@
 """Helpers shared by the node, workflow and host tests: importing the pack the way ComfyUI does."""
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import json
 import os
@@ -14,14 +15,35 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parent.parent
+from resources import REPO, comfy_checkout, comfy_python  # noqa: F401  (re-exported for the tests)
+
 PACK_NAME = "comfyui_dispose_pack"
+
+
+class _LibraryAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves ``<PACK_NAME>.dispose_core[.x]`` to the already importable ``dispose_core[.x]``, so
+    the nodes' relative imports and the tests' ``import dispose_core`` share one module tree
+    (one ``InputError`` class, one set of module globals)."""
+
+    prefix = f"{PACK_NAME}.dispose_core"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == self.prefix or name.startswith(self.prefix + "."):
+            return importlib.util.spec_from_loader(name, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(spec.name[len(PACK_NAME) + 1:])
+
+    def exec_module(self, module) -> None:
+        """Already executed under its own name."""
 
 
 def load_pack() -> ModuleType:
     """Import the repo root as a package (ComfyUI imports custom_nodes folders this way), once."""
     if PACK_NAME in sys.modules:
         return sys.modules[PACK_NAME]
+    sys.meta_path.insert(0, _LibraryAlias())
     spec = importlib.util.spec_from_file_location(
         PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
     module = importlib.util.module_from_spec(spec)
@@ -31,22 +53,6 @@ def load_pack() -> ModuleType:
 
 
 # ---------------------------------------------------------------- a real ComfyUI server
-
-def comfy_checkout() -> Path | None:
-    """The ComfyUI checkout named by COMFYUI_PATH, if any."""
-    path = os.environ.get("COMFYUI_PATH")
-    return Path(path) if path else None
-
-
-def comfy_python(checkout: Path) -> str:
-    """ComfyUI's interpreter: COMFYUI_PYTHON, else a venv inside or next to the checkout."""
-    if os.environ.get("COMFYUI_PYTHON"):
-        return os.environ["COMFYUI_PYTHON"]
-    for venv in (checkout / "venv", checkout / ".venv", checkout.parent / "venv"):
-        if (venv / "bin" / "python").exists():
-            return str(venv / "bin" / "python")
-    return sys.executable
-
 
 def free_port() -> int:
     with socket.socket() as s:

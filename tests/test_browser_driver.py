@@ -20,9 +20,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from resources import CHROMIUM
+
 PACK_DIR_NAME = "comfyui-dispose"
 MAIN_WORKFLOW = "dispose_mimicmotion"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
             "Comfy.Validation.Workflows": True, "Comfy.Canvas.NavigationMode": "legacy",

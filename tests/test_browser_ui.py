@@ -30,22 +30,7 @@ MISSING_KEY = "cmp"  # the model file left out of the models folder
 EXTENSIONS = ("DisPose.ModelFiles", "DisPose.FramePlayer")
 DRIVER = Path(__file__).resolve().parent / "test_browser_driver.py"
 
-def _skip_reason() -> str | None:
-    """Why the browser tests cannot run here (checked at collection, before any fixture work)."""
-    comfy = comfy_checkout()
-    if comfy is None or not (comfy / "main.py").is_file():
-        return "set COMFYUI_PATH to a ComfyUI checkout (see README, 'Running the tests')"
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CHROMIUM)"
-    py = comfy_python(comfy)
-    if subprocess.run([py, "-c", "import playwright.sync_api"], capture_output=True).returncode:
-        return (f"python playwright is not installed for {py} (pip install playwright; "
-                "no browser download needed, Chromium comes from the system)")
-    return None
-
-
-SKIP_REASON = _skip_reason()
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")]
+pytestmark = pytest.mark.browser
 
 
 def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:

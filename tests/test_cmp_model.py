@@ -13,9 +13,10 @@ from dispose_core.motion.cmp import PREFIX, CMPConfig, CMPModel, load_cmp
 from dispose_core.motion.dense_flow import compute_dense_flow, propagate_flow
 from dispose_core.motion.sparse_flow import anchored_flows, cmp_sparse_flow
 from golden import golden_dir, golden_params, require
+from resources import MANIFESTS
 from motion_fixtures import densify_coo, make_poses, random_poses
 
-MANIFEST = golden_dir().parent / "manifests" / "cmp.json"
+MANIFEST = MANIFESTS / "cmp.json"
 
 
 def test_full_size_model_matches_manifest():

@@ -9,7 +9,7 @@ from dispose_core.loading.layout import BY_KEY
 from dispose_core.motion.cmp import PREFIX, CMPModel, load_cmp
 from dispose_core.motion.dense_flow import compute_dense_flow
 from dispose_core.tiny.cmp import TINY_CMP, write_tiny_models
-from golden import golden_dir
+from resources import MANIFESTS
 from motion_fixtures import random_poses
 
 
@@ -19,7 +19,7 @@ def test_tiny_file_layout_and_size(tmp_path):
     assert path.stat().st_size < 2_000_000
     obj = torch.load(path, weights_only=True)
     assert obj["step"] == 42000
-    manifest = json.loads((golden_dir().parent / "manifests" / "cmp.json").read_text())
+    manifest = json.loads((MANIFESTS / "cmp.json").read_text())
     assert set(obj["state_dict"]) == set(manifest["keys"])
     assert all(k.startswith(PREFIX) for k in obj["state_dict"])
 

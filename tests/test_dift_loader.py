@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from golden import case_names, require
+from resources import MANIFESTS
 from safetensors.torch import load_file, save_file
 
 from dispose_core.dift.featurizer import DiftFeaturizer, extract_features
@@ -16,7 +17,7 @@ from dispose_core.loading.layout import BY_KEY
 from dispose_core.loading.sd15 import build_unet, load_dift, load_tokenizer, tokenize, weights_file
 from dispose_core.tiny.sd15 import TINY_DIFT_CHANNELS
 
-MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests" / "sd15_unet.json"
+MANIFEST = MANIFESTS / "sd15_unet.json"
 UNET_FILE = Path("unet") / "diffusion_pytorch_model.fp16.safetensors"
 
 

@@ -109,13 +109,13 @@ def test_single_file_errors(tiny_single_file, tmp_path):
 def test_standard_configs_build_the_real_key_sets():
     """The bundled SD 1.5 configs give the manifest's key/parameter counts (meta device / no weights)."""
     import json
-    from pathlib import Path
 
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    manifest = json.loads((Path(__file__).resolve().parents[2] / "shared" / "reference" / "manifests"
-                           / "sd15_unet.json").read_text())
+    from resources import MANIFESTS
+
+    manifest = json.loads((MANIFESTS / "sd15_unet.json").read_text())
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(SD15_CONFIGS["unet"])
         vae = AutoencoderKL.from_config(SD15_CONFIGS["vae"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from golden import golden_dir
+from resources import MANIFESTS
 from dispose_core.errors import CheckpointKeyError
 from dispose_core.loading.checkpoint import check_keys
 from dispose_core.loading.dispose import overlay_on_unet
@@ -17,7 +17,6 @@ from dispose_core.models.controlnet import COPIED_FROM_UNET, ControlNetDims, Hyb
 from dispose_core.models.posenet import PoseNet
 from dispose_core.models.unet import MimicMotionUNet
 
-MANIFESTS = golden_dir().parent / "manifests"
 
 # The published SVD xt 1.1 configs (vae/config.json, image_encoder/config.json).
 SVD_VAE_CONFIG = {
