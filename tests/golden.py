@@ -62,6 +62,12 @@ def golden_params(prefix: str):
     return pytest.mark.parametrize("golden_name", params)
 
 
+def first_case(prefix: str) -> GoldenCase:
+    """The first case with ``prefix``, for tests that borrow its weights or inputs (mark them golden)."""
+    names = case_names(prefix)
+    return require(names[0] if names else None)
+
+
 def rel_l2(got: torch.Tensor, expected: torch.Tensor) -> float:
     """Relative L2 error ||got - expected|| / ||expected|| (the M* cases' metric)."""
     got = got.detach().double().cpu()

@@ -5,7 +5,7 @@ import functools
 
 import pytest
 import torch
-from golden import golden_params, rel_l2, require
+from golden import first_case, golden_params, rel_l2, require
 
 from dispose_core.dift.featurizer import DiftFeaturizer, ddim_alphas_cumprod, extract_features
 from dispose_core.errors import InputError
@@ -71,14 +71,11 @@ def test_golden_dift_featurizer(golden_name):
 
 
 def _m4_featurizer():
-    from golden import case_names
-
-    names = case_names("M4")
-    if not names:
-        pytest.fail("no M4 golden case; set DISPOSE_GOLDEN_DIR")
-    return _golden_featurizer(names[0])[0], require(names[0]).tensors["in.image"]
+    case = first_case("M4")
+    return _golden_featurizer(case.name)[0], case.tensors["in.image"]
 
 
+@pytest.mark.golden
 def test_seeded_generator_is_deterministic_and_default_is_feature_one():
     featurizer, image = _m4_featurizer()
     calls = []
@@ -93,6 +90,7 @@ def test_seeded_generator_is_deterministic_and_default_is_feature_one():
     assert calls == [(1, 1)]
 
 
+@pytest.mark.golden
 def test_should_stop_interrupts_and_bad_input_is_clear():
     featurizer, image = _m4_featurizer()
     with pytest.raises(InterruptedError):
@@ -105,6 +103,7 @@ def test_should_stop_interrupts_and_bad_input_is_clear():
         extract_features(featurizer, image, timesteps=(261, 0), up_ft_index=(1,))
 
 
+@pytest.mark.golden
 @pytest.mark.parametrize("latent_hw", [(8, 16), (9, 13)])
 def test_truncated_unet_equals_diffusers_forward(latent_hw):
     """Our early-stopping UNet pass gives diffusers' own up-block output, also for odd latent sizes."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from golden import case_names, require
+from golden import first_case
 from resources import MANIFESTS
 from safetensors.torch import load_file, save_file
 
@@ -46,11 +46,9 @@ def test_tiny_folder_loads_and_extracts(sd15_dir, dtype):
     assert not torch.allclose(featurizer.prompt_embeds, featurizer.null_prompt_embeds)
 
 
+@pytest.mark.golden
 def test_tiny_tokenizer_gives_the_official_token_ids(sd15_dir):
-    names = case_names("M4")
-    if not names:
-        pytest.fail("no M4 golden case; set DISPOSE_GOLDEN_DIR")
-    case = require(names[0])
+    case = first_case("M4")
     tokenizer = load_tokenizer(sd15_dir / "tokenizer")
     ids = case.tensors["in.prompt_input_ids"]
     assert torch.equal(tokenize(tokenizer, case.sidecar["config"]["prompt"], ids.shape[1]), ids)

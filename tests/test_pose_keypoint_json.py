@@ -25,19 +25,34 @@ def test_export_format_matches_controlnet_aux():
     assert set(body[visible, 2]) == {1.0} and not body[~visible].any()
 
 
-def test_round_trip_keeps_visible_points():
-    poses = one_person_sequence(4, 96, 64, seed=3)
-    back = from_pose_keypoint(to_pose_keypoint(poses), height=96, width=64, align=False)
-    assert back.num_frames == 4 and (back.height, back.width) == (96, 64) and back.filled_frames == ()
-    np.testing.assert_array_equal(back.body_subset, poses.body_subset)
-    vis = poses.body_subset >= 0
-    np.testing.assert_allclose(back.body[vis], poses.body[vis], rtol=1e-6)
-    hv = poses.hands_score >= 0.3
-    np.testing.assert_allclose(back.hands[hv], poses.hands[hv], rtol=1e-6)
-    assert not back.hands[~hv].any()
-    fv = poses.faces_score >= 0.3
-    np.testing.assert_allclose(back.faces[fv], poses.faces[fv], rtol=1e-6)
-    assert set(np.unique(back.body_score)) <= {0.0, 1.0}
+# One frame as comfyui_controlnet_aux's DWPose Estimator writes it, typed out by hand: pixel
+# coordinates of a 64 x 96 canvas, c = 1.0 for a found point and 0, 0, 0 otherwise, a null part
+# when nothing of it was found. Coordinates are multiples of 1/32 of the canvas, so exact in float32.
+BODY_PX = [32.0, 12.0, 1.0,  32.0, 24.0, 1.0,  24.0, 24.0, 1.0,  0.0, 0.0, 0.0,  0.0, 0.0, 0.0,
+           40.0, 24.0, 1.0,  0.0, 0.0, 0.0,  0.0, 0.0, 0.0,  26.0, 54.0, 1.0,  26.0, 72.0, 1.0,
+           26.0, 90.0, 1.0,  38.0, 54.0, 1.0,  38.0, 72.0, 1.0,  38.0, 90.0, 1.0,  30.0, 9.0, 1.0,
+           34.0, 9.0, 1.0,  0.0, 0.0, 0.0,  0.0, 0.0, 0.0]
+LEFT_HAND_PX = [v for i in range(21) for v in (16.0 + i, 48.0, 1.0)]
+AUX_FRAME = {"people": [{"pose_keypoints_2d": BODY_PX, "face_keypoints_2d": None,
+                         "hand_left_keypoints_2d": LEFT_HAND_PX, "hand_right_keypoints_2d": None}],
+             "canvas_width": 64, "canvas_height": 96}
+
+
+def test_controlnet_aux_sample_imports_and_exports_unchanged():
+    poses = from_pose_keypoint([AUX_FRAME, AUX_FRAME], height=96, width=64, align=False)
+    assert poses.num_frames == 2 and (poses.height, poses.width) == (96, 64) and poses.filled_frames == ()
+    found = [0, 1, 2, 5, 8, 9, 10, 11, 12, 13, 14, 15]
+    assert sorted(np.flatnonzero(poses.body_subset[1] >= 0)) == found
+    np.testing.assert_array_equal(poses.body[1, 0], [0.5, 0.125])  # (32 / 64, 12 / 96)
+    np.testing.assert_array_equal(poses.body[1, 10], [26 / 64, 90 / 96])
+    np.testing.assert_allclose(poses.hands[1, 0, 20], [36 / 64, 0.5], rtol=1e-6)
+    assert (poses.hands_score[1, 0] >= 0.3).all() and not poses.hands_score[1, 1].any()
+    assert not poses.faces_score[1].any()
+
+    person = to_pose_keypoint(poses)[1]["people"][0]
+    assert person["pose_keypoints_2d"] == BODY_PX
+    np.testing.assert_allclose(person["hand_left_keypoints_2d"], LEFT_HAND_PX, rtol=1e-6)
+    assert person["hand_right_keypoints_2d"] is None and person["face_keypoints_2d"] is None
 
 
 def frame(points: dict[int, tuple[float, float]], w: int, h: int, extra_people: list | None = None) -> dict:
