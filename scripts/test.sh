@@ -22,7 +22,7 @@ run_suite() {
   rc=${PIPESTATUS[0]}
   if [[ $rc -eq 5 ]]; then echo "scripts/test.sh: $label collected no tests - failing on purpose"; rc=1; fi
   [[ $rc -eq 0 ]] || failed=1
-  summaries+=("$label: $(grep -E '^=+ .*(passed|failed|error|skipped|deselected).* in [0-9.]+s' "$log" | tail -1 | tr -d '=' | xargs) (exit $rc)")
+  summaries+=("$label: $(grep -E '(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "$log" | tail -1 | tr -d '=' | xargs) (exit $rc)")
   rm -f "$log"
 }
 
