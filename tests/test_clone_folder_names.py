@@ -2,6 +2,7 @@
 names (comfyui-dispose), which are no valid module names."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resources import REPO, golden_dir
+from resources import REPO, comfy_checkout, golden_dir
 
 FOLDERS = ["comfyui-dispose", "ComfyUI-DisPose"]
 
@@ -30,3 +31,32 @@ def test_test_suite_runs_in_a_hyphenated_clone(tmp_path, folder):
                          cwd=target, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "error" not in run.stdout
+
+
+# ComfyUI's own loader (nodes.load_custom_node), in a fresh process so the pack is imported once.
+LOAD_LIKE_COMFYUI = """
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+from comfy.cli_args import args
+args.cpu = True
+import nodes
+ok = asyncio.run(nodes.load_custom_node(sys.argv[2]))
+print(json.dumps({"ok": ok, "nodes": sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("DisPose")),
+                  "web": {k: v for k, v in nodes.EXTENSION_WEB_DIRS.items()}}))
+"""
+NODE_IDS = ["DisPoseCMPDenseFlow", "DisPoseCMPLoader", "DisPoseControlNetLoader", "DisPoseDIFTLoader",
+            "DisPoseDIFTPointEmbed", "DisPoseDWPoseExtract", "DisPoseDWPoseLoader", "DisPoseHybridControlNetApply",
+            "DisPoseMimicMotionLoader", "DisPoseMimicMotionSampler", "DisPoseSparseMotionField"]
+
+
+@pytest.mark.comfy
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_comfyui_loads_every_node_from_a_hyphenated_clone(tmp_path, folder):
+    target = clone(tmp_path, folder)
+    run = subprocess.run([sys.executable, "-c", LOAD_LIKE_COMFYUI, str(comfy_checkout()), str(target)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["ok"] is True, run.stderr[-3000:]
+    assert report["nodes"] == NODE_IDS
+    assert report["web"][folder] == str(target / "web")
