@@ -12,7 +12,7 @@ from collections import defaultdict
 
 TITLE_H = 30  # LiteGraph.NODE_TITLE_HEIGHT: the title bar is drawn above a node's pos
 GAP = 50  # between nodes: about two sockets or widget rows of slack
-NOTE_GAP = 16  # between a Note and the node it explains
+NOTE_GAP = 30  # between a Note and the node it explains: room for the pack badge drawn above a title
 PAD = 24  # inside a group, around its nodes
 GROUP_TITLE_H = 50  # a group's title bar (font size 24)
 GROUP_GAP = 70  # between groups

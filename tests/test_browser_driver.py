@@ -24,6 +24,7 @@ from resources import CHROMIUM
 
 PACK_DIR_NAME = "comfyui-dispose"
 MAIN_WORKFLOW = "dispose_mimicmotion"
+MAIN_SHOT = f"workflow_{MAIN_WORKFLOW}.png"  # the README's name for it in docs/images
 
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
             "Comfy.Validation.Workflows": True, "Comfy.Canvas.NavigationMode": "legacy",
@@ -57,7 +58,7 @@ LOAD_JS = """async ([wf, name]) => {
   const loaded = n => n.type === "LoadImage" ? !!n.imgs?.[0]?.naturalWidth :
                       n.type === "LoadVideo" ? (video(n)?.readyState ?? 0) >= 1 : true;
   let settled = false, last = "";
-  for (let i = 0, still = 0; i < 60 && !settled; i++) {
+  for (let i = 0, still = 0; i < 80 && !settled; i++) {
     await wait(150);
     const now = JSON.stringify(g.nodes.map(n => [n.pos, n.size]));
     still = g.nodes.every(loaded) && now === last ? still + 1 : 0;
@@ -283,7 +284,7 @@ def drive(port: int, out: Path, instance: Path, inputs: Path, workflows: list[st
                 page.wait_for_timeout(300)
                 clip = page.evaluate(FRAME_JS)
                 page.wait_for_timeout(800)
-                page.screenshot(path=str(out / f"{MAIN_WORKFLOW}.png"), clip=clip)
+                page.screenshot(path=str(out / MAIN_SHOT), clip=clip)
                 page.evaluate(FOCUS_MODE_JS)
         # all models, through the command the menu entry runs
         page.evaluate("() => window.app.extensionManager.command.execute('DisPose.ShowModelFiles')")

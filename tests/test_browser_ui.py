@@ -5,8 +5,8 @@ name and a models folder that lacks one file; the frontend (the one ComfyUI ship
 every UI workflow in ``workflows/``, and we check: no node type missing or marked invalid, no two
 nodes overlapping once the media previews have loaded, our two frontend extensions registered, the
 model-files dialog names the missing file, the status button of the affected loader says so, and
-the frame player animates a multi-image output. A screenshot of the main workflow is kept
-(``DISPOSE_SCREENSHOT_DIR`` to copy it somewhere, e.g. docs/images for the README).
+the frame player animates a multi-image output. Screenshots of the main workflow, the panel and
+the player are kept under the README's names (``DISPOSE_SCREENSHOT_DIR=docs/images`` refreshes them).
 
 The test runner's Python may lack playwright, so the browser part (test_browser_driver.py) runs as
 a subprocess with ComfyUI's Python. Skipped, with the reason, when there is no
@@ -26,7 +26,7 @@ import pytest
 from dispose_core.loading.layout import BY_KEY, MODEL_FILES
 from dispose_core.loading.model_status import DIFFUSERS_PARTS
 from host_utils import REPO, ComfyServer, comfy_checkout, comfy_python
-from test_browser_driver import CHROMIUM, MAIN_WORKFLOW, PACK_DIR_NAME
+from test_browser_driver import CHROMIUM, MAIN_SHOT, PACK_DIR_NAME
 
 MISSING_KEY = "cmp"  # the model file left out of the models folder
 EXTENSIONS = ("DisPose.ModelFiles", "DisPose.FramePlayer")
@@ -221,5 +221,5 @@ def test_frame_player_after_a_real_run(report):
 
 
 def test_main_workflow_screenshot(report):
-    shot = Path(report["out"]) / f"{MAIN_WORKFLOW}.png"
+    shot = Path(report["out"]) / MAIN_SHOT
     assert shot.is_file() and shot.stat().st_size > 20_000
