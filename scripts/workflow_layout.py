@@ -132,10 +132,11 @@ def _place_group(title: str, color: str, cells: dict, notes: dict[int, dict], x:
         row_y[r] = bottom
         bottom += row_h[r] + GAP
     for (r, c), stack in cells.items():
-        top = row_y[r] + lead[r]
-        for node, (_, note_h, h) in zip(stack, blocks[(r, c)]):
+        top = row_y[r] + lead[r]  # the first node's note fits in the row's lead
+        for i, (node, (_, note_h, h)) in enumerate(zip(stack, blocks[(r, c)])):
+            top += note_h if i else 0
             _put(node, notes, col_x[c], top)
-            top += h + GAP + note_h
+            top += h + GAP
     width, height = left - GAP + PAD - x, bottom - GAP + PAD - y
     return {"title": title, "bounding": [x, y, width, height], "color": color}
 
