@@ -24,6 +24,7 @@ from resources import CHROMIUM
 
 PACK_DIR_NAME = "comfyui-dispose"
 MAIN_WORKFLOW = "dispose_mimicmotion"
+MAIN_SHOT = f"workflow_{MAIN_WORKFLOW}.png"  # the README's name for it in docs/images
 
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
             "Comfy.Validation.Workflows": True, "Comfy.Canvas.NavigationMode": "legacy",
@@ -45,13 +46,28 @@ CAPTURE_JS = """() => window.app.registerExtension({
 })"""
 
 LOAD_JS = """async ([wf, name]) => {
+  const wait = ms => new Promise(r => setTimeout(r, ms));
   window.__missing = [];
   await window.app.loadGraphData(wf, true, true, name, {showMissingNodesDialog: true});
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   const known = window.LiteGraph.registered_node_types;
   const g = window.app.graph;
+  // media loaders grow when their preview has loaded: wait for that, then for sizes to hold still
+  const video = n => { const el = (n.widgets || []).find(w => w.name === "video-preview")?.element;
+                       return el?.tagName === "VIDEO" ? el : el?.querySelector?.("video"); };
+  const loaded = n => n.type === "LoadImage" ? !!n.imgs?.[0]?.naturalWidth :
+                      n.type === "LoadVideo" ? (video(n)?.readyState ?? 0) >= 1 : true;
+  let settled = false, last = "";
+  for (let i = 0, still = 0; i < 80 && !settled; i++) {
+    await wait(150);
+    const now = JSON.stringify(g.nodes.map(n => [n.pos, n.size]));
+    still = g.nodes.every(loaded) && now === last ? still + 1 : 0;
+    settled = still >= 3;
+    last = now;
+  }
   const saved = JSON.parse(JSON.stringify(g.serialize()));
   const prompt = (await window.app.graphToPrompt()).output;
+  const th = window.LiteGraph.NODE_TITLE_HEIGHT;
   return {
     missing: [...new Set(window.__missing)],
     invalid: g.nodes.filter(n => !(n.type in known) || n.has_errors).map(n => `${n.id}:${n.type}`),
@@ -59,7 +75,14 @@ LOAD_JS = """async ([wf, name]) => {
     toasts: [...document.querySelectorAll(".p-toast-message")].map(e => e.innerText.trim()),
     // what Save and Run would write now that our widgets are on the nodes
     widgets_values: Object.fromEntries(saved.nodes.map(n => [n.id, n.widgets_values ?? null])),
+    // name of the widget behind each saved value (null where a widget is not saved)
+    widget_names: Object.fromEntries(g.nodes.map(n => [n.id,
+        (n.widgets || []).map(w => w.serialize === false ? null : w.name)])),
     prompt_inputs: Object.fromEntries(Object.entries(prompt).map(([id, n]) => [id, Object.keys(n.inputs)])),
+    // canvas boxes [x, y, w, h], a node's with its title bar (drawn above node.pos)
+    settled,
+    boxes: g.nodes.map(n => ({label: `${n.id}:${n.title}`, box: [n.pos[0], n.pos[1] - th, n.size[0], n.size[1] + th]})),
+    groups: (g.groups ?? g._groups ?? []).map(gr => ({title: gr.title, box: Array.from(gr.bounding ?? gr._bounding)})),
   };
 }"""
 
@@ -73,13 +96,12 @@ STATUS_JS = """async () => {
   return out;
 }"""
 
-FRAME_JS = """() => {  // zoom so that the whole graph fills the canvas; return its screen box
-  const c = window.app.canvas, pad = 24;
-  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-  for (const n of window.app.graph.nodes) {
-    x0 = Math.min(x0, n.pos[0]); y0 = Math.min(y0, n.pos[1] - 30);  // 30: title bar
-    x1 = Math.max(x1, n.pos[0] + n.size[0]); y1 = Math.max(y1, n.pos[1] + n.size[1]);
-  }
+FRAME_JS = """() => {  // zoom so that the whole graph (nodes and groups) fills the canvas; return its screen box
+  const c = window.app.canvas, g = window.app.graph, pad = 24, th = window.LiteGraph.NODE_TITLE_HEIGHT;
+  const boxes = g.nodes.map(n => [n.pos[0], n.pos[1] - th, n.size[0], n.size[1] + th])
+      .concat((g.groups ?? g._groups ?? []).map(gr => Array.from(gr.bounding ?? gr._bounding)));
+  const x0 = Math.min(...boxes.map(b => b[0])), y0 = Math.min(...boxes.map(b => b[1]));
+  const x1 = Math.max(...boxes.map(b => b[0] + b[2])), y1 = Math.max(...boxes.map(b => b[1] + b[3]));
   const r = c.canvas.getBoundingClientRect();
   const scale = Math.min((r.width - 2 * pad) / (x1 - x0), (r.height - 2 * pad) / (y1 - y0), 1);
   c.ds.scale = scale;
@@ -88,6 +110,9 @@ FRAME_JS = """() => {  // zoom so that the whole graph fills the canvas; return 
   return {x: r.left, y: r.top, width: Math.min(r.width, (x1 - x0) * scale + 2 * pad),
           height: Math.min(r.height, (y1 - y0) * scale + 2 * pad)};
 }"""
+
+# hides the side bar, tabs and menus (the newer frontend draws them over the canvas); run again to undo
+FOCUS_MODE_JS = "() => window.app.extensionManager.command.execute('Workspace.ToggleFocusMode')"
 
 PANEL_JS = """async () => {
   const d = await new Promise(async (resolve) => {
@@ -209,15 +234,20 @@ def _write_frames(temp_dir: Path) -> list[dict]:
 
 def drive(port: int, out: Path, instance: Path, inputs: Path, workflows: list[str],
           late_file: Path | None = None) -> dict:
-    """``inputs`` (reference.png, driving.mp4) go into the server's input/ only for the real run,
-    so that the workflow screenshot shows the graph rather than media previews."""
+    """``inputs`` (reference.png, driving.mp4: the files the workflows name) go into the server's
+    input/ before anything loads: frontend 1.49.6 marks a LoadImage/LoadVideo whose file is not on
+    the server as an error (its missing-media check), and with them the layout is measured with
+    the previews that a user sees."""
     from urllib.parse import urlparse
 
     from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{port}"
     _http_json(base + "/settings", SETTINGS)
+    for f in inputs.iterdir():
+        shutil.copy(f, instance / "input" / f.name)
     rep = {"server_extensions": _http_json(base + "/extensions"),
+           "comfyui_version": _http_json(base + "/system_stats")["system"]["comfyui_version"],
            "models_route": _http_json(base + "/api/dispose/models"),
            "console_errors": [], "page_errors": [], "blocked": [], "workflows": []}
     frames = _write_frames(instance / "temp")
@@ -250,9 +280,12 @@ def drive(port: int, out: Path, instance: Path, inputs: Path, workflows: list[st
             rep["workflows"].append(res)
             if Path(path).stem == MAIN_WORKFLOW:
                 rep["status_labels"] = page.evaluate(STATUS_JS)
+                page.evaluate(FOCUS_MODE_JS)
+                page.wait_for_timeout(300)
                 clip = page.evaluate(FRAME_JS)
                 page.wait_for_timeout(800)
-                page.screenshot(path=str(out / f"{MAIN_WORKFLOW}.png"), clip=clip)
+                page.screenshot(path=str(out / MAIN_SHOT), clip=clip)
+                page.evaluate(FOCUS_MODE_JS)
         # all models, through the command the menu entry runs
         page.evaluate("() => window.app.extensionManager.command.execute('DisPose.ShowModelFiles')")
         rep["panel"] = page.evaluate(PANEL_JS)
@@ -267,8 +300,6 @@ def drive(port: int, out: Path, instance: Path, inputs: Path, workflows: list[st
             rep["refreshed_panel"] = page.evaluate(PANEL_JS)
         page.click("#dispose-model-files .dispose-close")
         rep["player"] = page.evaluate(PLAYER_JS, frames)
-        for f in inputs.iterdir():
-            shutil.copy(f, instance / "input" / f.name)
         rep["real_run"] = page.evaluate(REAL_RUN_JS, RUN_PROMPT)
         page.screenshot(path=str(out / "frame_player.png"), clip=rep["real_run"]["box"])
         browser.close()

@@ -1,11 +1,12 @@
 """The pack in the real ComfyUI frontend, driven in headless Debian Chromium.
 
-A real ComfyUI server (``COMFYUI_PATH``) is started with this pack and a models folder that lacks
-one file; the frontend (the one ComfyUI ships) then loads every UI workflow in ``workflows/``, and
-we check: no node type missing or marked invalid, our two frontend extensions registered, the
+A real ComfyUI server (``COMFYUI_PATH``) is started with this pack, the input files the workflows
+name and a models folder that lacks one file; the frontend (the one ComfyUI ships) then loads
+every UI workflow in ``workflows/``, and we check: no node type missing or marked invalid, no two
+nodes overlapping once the media previews have loaded, our two frontend extensions registered, the
 model-files dialog names the missing file, the status button of the affected loader says so, and
-the frame player animates a multi-image output. A screenshot of the main workflow is kept
-(``DISPOSE_SCREENSHOT_DIR`` to copy it somewhere, e.g. docs/images for the README).
+the frame player animates a multi-image output. Screenshots of the main workflow, the panel and
+the player are kept under the README's names (``DISPOSE_SCREENSHOT_DIR=docs/images`` refreshes them).
 
 The test runner's Python may lack playwright, so the browser part (test_browser_driver.py) runs as
 a subprocess with ComfyUI's Python. Skipped, with the reason, when there is no
@@ -13,6 +14,7 @@ ComfyUI, no Chromium or no playwright.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -24,11 +26,16 @@ import pytest
 from dispose_core.loading.layout import BY_KEY, MODEL_FILES
 from dispose_core.loading.model_status import DIFFUSERS_PARTS
 from host_utils import REPO, ComfyServer, comfy_checkout, comfy_python
-from test_browser_driver import CHROMIUM, MAIN_WORKFLOW, PACK_DIR_NAME
+from test_browser_driver import CHROMIUM, MAIN_SHOT, PACK_DIR_NAME
 
 MISSING_KEY = "cmp"  # the model file left out of the models folder
 EXTENSIONS = ("DisPose.ModelFiles", "DisPose.FramePlayer")
 DRIVER = Path(__file__).resolve().parent / "test_browser_driver.py"
+# Widgets that core nodes gained after ComfyUI 0.3.64 (whose frontend wrote the UI files), by the
+# first ComfyUI version tested that has them: Save in a newer frontend appends their defaults to
+# the file's values. ComfyUI 0.33.0 added CreateVideo's bit_depth and, in SaveVideo, the h264
+# encoding mode nested under format.codec plus a hidden top-level codec.
+ADDED_CORE_WIDGETS = {(0, 33, 0): {"CreateVideo": ("bit_depth",), "SaveVideo": ("format.codec.encoding", "codec")}}
 
 pytestmark = pytest.mark.browser
 
@@ -108,15 +115,61 @@ def test_every_ui_workflow_loads_without_missing_or_invalid_nodes(report):
         assert any(n["type"].startswith("DisPose") for n in res["nodes"]), f"{path}: none of our nodes"
 
 
+def _added_core_widgets(comfyui_version: str, node_type: str) -> tuple[str, ...]:
+    version = tuple(int(part) for part in comfyui_version.split(".")[:3])
+    return tuple(name for since, added in ADDED_CORE_WIDGETS.items() if version >= since
+                 for name in added.get(node_type, ()))
+
+
+def _saved_values(res: dict, node_id: str) -> list:
+    """What Save wrote for a node. Frontend 1.27.10 writes [] for a node without widgets, newer
+    ones (1.49.6) leave widgets_values out (None here): both mean no values."""
+    values = res["widgets_values"][node_id]
+    if values is None:
+        assert not any(res["widget_names"][node_id]), (res["file"], node_id, res["widget_names"][node_id])
+        return []
+    return values
+
+
 def test_extension_widgets_stay_out_of_saved_workflows_and_prompts(report):
     """The status button and the player are UI only: Save writes the same widget values as the
-    file had, and Run sends none of their names as node inputs."""
+    file had (followed, in a newer ComfyUI, by the defaults of core widgets added since), and Run
+    sends none of their names as node inputs."""
     for res in report["workflows"]:
         original = json.loads(Path(res["file"]).read_text())
         for node in original["nodes"]:
-            assert res["widgets_values"][str(node["id"])] == node.get("widgets_values"), (res["file"], node["type"])
+            node_id, where = str(node["id"]), (res["file"], node["type"])
+            saved, in_file = _saved_values(res, node_id), node.get("widgets_values", [])
+            assert saved[:len(in_file)] == in_file, where
+            added = tuple(res["widget_names"][node_id][len(in_file):len(saved)])
+            assert added == _added_core_widgets(report["comfyui_version"], node["type"]), (*where, added)
         for inputs in res["prompt_inputs"].values():
             assert not {"dispose_model_files", "dispose_frame_player"} & set(inputs), inputs
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    """Whether two [x, y, w, h] boxes share area."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _inside(a: list[float], b: list[float]) -> bool:
+    return b[0] <= a[0] and b[1] <= a[1] and a[0] + a[2] <= b[0] + b[2] and a[1] + a[3] <= b[1] + b[3]
+
+
+def test_workflow_layout_no_node_overlaps_another(report):
+    """Measured in the loaded graph once the reference image and driving video previews have
+    grown their nodes: no two nodes (title bar included) overlap, and each lies inside a titled
+    group (one per stage, scripts/workflow_layout.py)."""
+    for res in report["workflows"]:
+        assert res["settled"], f"{res['file']}: node sizes still changing (media previews not loaded?)"
+        boxes = res["boxes"]
+        assert len(boxes) == len(res["nodes"])
+        overlapping = [(a["label"], b["label"]) for a, b in itertools.combinations(boxes, 2)
+                       if _overlap(a["box"], b["box"])]
+        assert not overlapping, f"{res['file']}: overlapping nodes {overlapping}"
+        assert res["groups"] and all(g["title"] for g in res["groups"]), res["groups"]
+        outside = [n["label"] for n in boxes if not any(_inside(n["box"], g["box"]) for g in res["groups"])]
+        assert not outside, f"{res['file']}: nodes outside every group {outside}"
 
 
 def test_model_panel_names_the_missing_file(report):
@@ -168,5 +221,5 @@ def test_frame_player_after_a_real_run(report):
 
 
 def test_main_workflow_screenshot(report):
-    shot = Path(report["out"]) / f"{MAIN_WORKFLOW}.png"
+    shot = Path(report["out"]) / MAIN_SHOT
     assert shot.is_file() and shot.stat().st_size > 20_000

@@ -11,7 +11,7 @@ const EXTENSION = "DisPose.FramePlayer";
 const WIDGET = "dispose_frame_player";
 const FPS = 8;
 const MIN_WIDTH = 320;
-const GRID_ROOM = 160;
+const GRID_ROOM = 220; // the frontend's thumbnail grid (its image preview widget) asks for at least 220 px
 const VIEWERS = new Set(["PreviewImage", "SaveImage"]); // core nodes that display IMAGE batches
 const isOurs = (type) => (type ?? "").startsWith("DisPose");
 
