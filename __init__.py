@@ -1,9 +1,19 @@
-"""DisPose for ComfyUI: node registration. Imports nothing heavy (no diffusers/onnxruntime/
-transformers), so the pack adds little to ComfyUI's start; the stages import them when they run."""
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+"""DisPose for ComfyUI: registration as a V3 extension (``comfy_entrypoint``) plus the frontend
+files. Imports nothing heavy (no diffusers/onnxruntime/transformers), so the pack adds little to
+ComfyUI's start; the stages import them when they run.
+
+No NODE_CLASS_MAPPINGS on purpose: ComfyUI uses those when present and then ignores
+``comfy_entrypoint``. WEB_DIRECTORY is read either way.
+"""
+from .nodes import DisPoseExtension
 from .nodes.model_status import register_routes
 
 WEB_DIRECTORY = "./web"
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+__all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]
+
+
+async def comfy_entrypoint() -> DisPoseExtension:
+    return DisPoseExtension()
+
 
 register_routes()
