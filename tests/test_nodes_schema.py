@@ -2,6 +2,7 @@
 depend on), model-file lookup and input checks that need no model. ComfyUI in-process."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -122,6 +123,15 @@ def test_registration_is_v3_only():
     assert {node_id: cls.GET_SCHEMA().display_name for node_id, cls in nodes.items()} == EXPECTED_NAMES
     assert all(issubclass(cls, io.ComfyNode) for cls in nodes.values())
     assert not any("INPUT_TYPES" in vars(cls) for cls in nodes.values())
+
+
+def test_an_old_comfyui_gets_told_to_update():
+    """Without comfy_api.latest (a ComfyUI older than the V3 node API) the import says what to do."""
+    code = ("import sys; sys.path.insert(0, 'tests'); import host_utils\n"
+            "try:\n    host_utils.load_pack()\nexcept ImportError as err:\n    print(err)")
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert "needs a ComfyUI with the V3 node API" in out.stdout and "update ComfyUI" in out.stdout
 
 
 @pytest.mark.parametrize("node_id", sorted(V1_NODES))
