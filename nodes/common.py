@@ -1,8 +1,9 @@
-"""What every DisPose node shares: socket type names, the category, model-file inputs, run guard.
+"""What every DisPose node shares: socket types, the schema frame, model-file inputs, run guard.
 
-Nodes use ComfyUI's classic class-attribute API (INPUT_TYPES / RETURN_TYPES / FUNCTION): those
-classes are plain Python, so CI (no ComfyUI) can check each node's inputs and call its function
-on the tiny models; the V3 ``io.ComfyNode`` base class would need ComfyUI to even define them.
+Nodes use ComfyUI's V3 schema (``comfy_api.latest``): each is an ``io.ComfyNode`` whose
+``define_schema`` ComfyUI calls again for every /object_info and every validation, so the model
+dropdowns list what is on disk now. Node ids, input names, defaults and input order are those of
+the first (V1) release: saved UI workflows store widget values by position and API prompts by name.
 """
 from __future__ import annotations
 
@@ -10,36 +11,45 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from comfy_api.latest import io
+
 from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.pipeline import find_model_file
 from . import comfy_bridge as bridge
 
 CATEGORY = "DisPose"
+SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed widgets go up to 2^64 - 1
 
-POSES = "DISPOSE_POSES"
-MOTION = "DISPOSE_MOTION"
-FLOW = "DISPOSE_FLOW"
-POINTS = "DISPOSE_POINTS"
-CONTROL = "DISPOSE_CONTROL"
-MIMICMOTION_MODEL = "MIMICMOTION_MODEL"
-DWPOSE_MODEL = "DWPOSE_MODEL"
-CMP_MODEL = "CMP_MODEL"
-DIFT_MODEL = "DIFT_MODEL"
-DISPOSE_CONTROLNET = "DISPOSE_CONTROLNET"
-POSE_KEYPOINT = "POSE_KEYPOINT"  # comfyui_controlnet_aux's type
+Poses = io.Custom("DISPOSE_POSES")
+Motion = io.Custom("DISPOSE_MOTION")
+Flow = io.Custom("DISPOSE_FLOW")
+Points = io.Custom("DISPOSE_POINTS")
+Control = io.Custom("DISPOSE_CONTROL")
+MimicMotionModel = io.Custom("MIMICMOTION_MODEL")
+DWPoseModel = io.Custom("DWPOSE_MODEL")
+CMPModel = io.Custom("CMP_MODEL")
+DIFTModel = io.Custom("DIFT_MODEL")
+DisPoseControlNet = io.Custom("DISPOSE_CONTROLNET")
+PoseKeypoint = io.Custom("POSE_KEYPOINT")  # comfyui_controlnet_aux's type
 
 
-def model_input(key: str, tooltip: str) -> tuple:
-    """A dropdown of the files (or diffusers folders) found for one MODEL_FILES entry.
+def schema(node_id: str, display_name: str, description: str, inputs: list, outputs: list) -> io.Schema:
+    """The schema of one of our nodes (all under the DisPose menu)."""
+    return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, description=description,
+                     inputs=inputs, outputs=outputs)
+
+
+def model_input(name: str, key: str, tooltip: str, extra: list[str] | None = None) -> io.Combo.Input:
+    """A dropdown of the files (or diffusers folders) found for one MODEL_FILES entry, then ``extra``.
 
     The expected name is always offered (first, as the default) so that a fresh install shows
     what to download, and running with it missing gives our message with the download page.
     """
     model = BY_KEY[key]
     found = bridge.list_models(model.folder, want_dirs=model.is_dir)
-    options = [model.name] + [f for f in found if f != model.name]
-    return (options, {"default": model.name,
-                      "tooltip": f"{tooltip} Looked up in models/{model.folder}/ (and extra_model_paths.yaml)."})
+    options = [model.name] + [f for f in found if f != model.name] + (extra or [])
+    return io.Combo.Input(name, options=options, default=model.name,
+                          tooltip=f"{tooltip} Looked up in models/{model.folder}/ (and extra_model_paths.yaml).")
 
 
 def model_path(key: str, name: str) -> Path:
@@ -47,20 +57,18 @@ def model_path(key: str, name: str) -> Path:
     return find_model_file(key, bridge.folder_dirs(BY_KEY[key].folder), name)
 
 
-def reference_input() -> tuple:
-    return ("IMAGE", {"tooltip": "The same reference image as for DWPose Extract."})
+def reference_input() -> io.Image.Input:
+    return io.Image.Input("reference_image", tooltip="The same reference image as for DWPose Extract.")
 
 
-def poses_input() -> tuple:
-    return (POSES, {"tooltip": "Poses from DWPose Extract."})
+def poses_input() -> io.Input:
+    return Poses.Input("poses", tooltip="Poses from DWPose Extract.")
 
 
-def precision_input() -> tuple:
-    return (list(bridge.PRECISIONS), {
-        "default": "auto",
-        "tooltip": "Weights/compute dtype. auto: what ComfyUI picks for this device "
-                   "(fp16/bf16 on GPUs, fp32 on CPU).",
-    })
+def precision_input() -> io.Combo.Input:
+    return io.Combo.Input("precision", options=list(bridge.PRECISIONS), default="auto",
+                          tooltip="Weights/compute dtype. auto: what ComfyUI picks for this device "
+                                  "(fp16/bf16 on GPUs, fp32 on CPU).")
 
 
 def working_memory(batch: int, height: int, width: int, models: list[bridge.Managed]) -> int:
@@ -80,10 +88,3 @@ def stage() -> Iterator[None]:
     except BaseException:
         bridge.free_memory()
         raise
-
-
-class DisposeNode:
-    """Shared class attributes of our nodes."""
-
-    CATEGORY = CATEGORY
-    FUNCTION = "run"

@@ -8,9 +8,11 @@ copied in while ComfyUI runs.
 """
 from __future__ import annotations
 
+import sys
+
 from ..dispose_core.loading.layout import MODEL_FOLDERS
 from ..dispose_core.loading.model_status import status_report
-from .comfy_bridge import IN_COMFY, folder_dirs
+from .comfy_bridge import folder_dirs
 
 ROUTE = "/dispose/models"
 
@@ -21,17 +23,14 @@ def models_report() -> dict:
 
 
 def register_routes() -> bool:
-    """Add the route to the running PromptServer once; False when there is no server (tests, CLI)."""
-    if not IN_COMFY:
-        return False
-    try:
-        from aiohttp import web
-        from server import PromptServer
-    except ImportError:
-        return False
-    server = getattr(PromptServer, "instance", None)
+    """Add the route to the running PromptServer once; False when there is no server (ComfyUI
+    imported in-process by tests: its ``server`` module is imported only by main.py)."""
+    server_module = sys.modules.get("server")
+    server = getattr(getattr(server_module, "PromptServer", None), "instance", None)
     if server is None:
         return False
+    from aiohttp import web
+
     if any(getattr(r, "path", None) == ROUTE for r in server.routes):
         return True
 

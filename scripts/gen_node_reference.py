@@ -2,14 +2,15 @@
 """Write the README's generated sections from the code, so that they cannot drift.
 
 * the model-file table, from ``dispose_core/loading/layout.py`` (MODEL_FILES);
-* the node reference, from the node classes (INPUT_TYPES, RETURN_TYPES, tooltips, DESCRIPTION).
+* the node reference, from the nodes' V3 schemas (inputs, outputs, tooltips, descriptions).
 
-    python3 scripts/gen_node_reference.py          # rewrite the sections in README.md
-    python3 scripts/gen_node_reference.py --check  # exit 1 if README.md is stale (CI does this)
+    COMFYUI_PATH=/path/to/ComfyUI /path/to/comfy/python scripts/gen_node_reference.py          # rewrite
+    COMFYUI_PATH=/path/to/ComfyUI /path/to/comfy/python scripts/gen_node_reference.py --check  # exit 1 if stale
 
-The node classes are imported without ComfyUI (the pack's comfy bridge falls back), exactly as
-the tests import them. Model-file dropdowns list whatever files a machine has, so they are shown
-by folder and default, never by the machine's contents.
+The nodes are V3 ``io.ComfyNode`` classes, so ComfyUI must be importable: COMFYUI_PATH names the
+checkout and the script runs with a Python that has ComfyUI's requirements (the same as the
+tests, see tests/resources.py; bash scripts/test.sh builds such a host). Model-file dropdowns
+list whatever files a machine has, so they are shown by folder and default, never by contents.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ README = REPO / "README.md"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+import resources  # noqa: E402  (puts ComfyUI from COMFYUI_PATH on sys.path)
 from dispose_core.loading.layout import MODEL_FILES  # noqa: E402
 
 SECTIONS = ("model-files", "node-reference")
@@ -53,49 +55,46 @@ def _number(v: float | int) -> str:
     return str(v)
 
 
-def _values(spec: tuple) -> tuple[str, str, str]:
-    """(type, default, allowed values) of one input."""
-    kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
-    default = opts.get("default")
-    model = next((m for m in MODEL_FILES if isinstance(kind, list) and default == m.name), None)
+def _values(item) -> tuple[str, str, str]:
+    """(type, default, allowed values) of one V3 input."""
+    default, options = getattr(item, "default", None), getattr(item, "options", None)
+    model = next((m for m in MODEL_FILES if options is not None and default == m.name), None)
     if model is not None:
         where = "folder" if model.is_dir else "file"
         return "model", f"`{default}`", f"a {where} in `models/{model.folder}/`"
-    if isinstance(kind, list):
-        return "choice", f"`{default}`", ", ".join(f"`{v}`" for v in kind)
+    if options is not None:
+        return "choice", f"`{default}`", ", ".join(f"`{v}`" for v in options)
+    low, high, step = (getattr(item, k, None) for k in ("min", "max", "step"))
     allowed = ""
-    if "min" in opts or "max" in opts:
-        allowed = f"{_number(opts.get('min', '-inf'))} to {_number(opts.get('max', 'inf'))}"
-        if opts.get("step") not in (None, 1):
-            allowed += f", step {_number(opts['step'])}"
+    if low is not None or high is not None:
+        allowed = f"{_number(low if low is not None else '-inf')} to {_number(high if high is not None else 'inf')}"
+        if step not in (None, 1):
+            allowed += f", step {_number(step)}"
     shown = "" if default is None else f"`{_number(default) if not isinstance(default, bool) else str(default).lower()}`"
-    return f"`{kind}`", shown, allowed
+    return f"`{item.io_type}`", shown, allowed
 
 
-def node_section(node_id: str, cls: type, title: str) -> str:
-    lines = [f"### {title}", "", f"`{node_id}`: {cls.DESCRIPTION}", ""]
+def node_section(cls: type) -> str:
+    """The reference of one V3 node class: title, id, description, inputs, outputs."""
+    schema = cls.define_schema()
+    lines = [f"### {schema.display_name}", "", f"`{schema.node_id}`: {schema.description}", ""]
     lines += ["| input | type | default | range / choices | description |", "| --- | --- | --- | --- | --- |"]
-    spec = cls.INPUT_TYPES()
-    for group in ("required", "optional"):
-        for name, item in spec.get(group, {}).items():
-            kind, default, allowed = _values(item)
-            label = f"`{name}`" + (" (optional)" if group == "optional" else "")
-            tip = item[1].get("tooltip", "") if len(item) > 1 else ""
-            lines.append(f"| {label} | {kind} | {default} | {_cell(allowed)} | {_cell(tip)} |")
-    tips = getattr(cls, "OUTPUT_TOOLTIPS", None) or ("",) * len(cls.RETURN_TYPES)
-    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
+    for item in sorted(schema.inputs, key=lambda i: i.optional):  # required first, as ComfyUI shows them
+        kind, default, allowed = _values(item)
+        label = f"`{item.id}`" + (" (optional)" if item.optional else "")
+        lines.append(f"| {label} | {kind} | {default} | {_cell(allowed)} | {_cell(item.tooltip or '')} |")
     lines += ["", "| output | type | description |", "| --- | --- | --- |"]
-    for name, kind, tip in zip(names, cls.RETURN_TYPES, tips):
-        lines.append(f"| `{name}` | `{kind}` | {_cell(tip)} |")
+    for out in schema.outputs:
+        lines.append(f"| `{out.display_name or out.io_type}` | `{out.io_type}` | {_cell(out.tooltip or '')} |")
     return "\n".join(lines)
 
 
 def node_reference() -> str:
-    from host_utils import load_pack
+    if resources.COMFY_MISSING:
+        raise SystemExit(f"gen_node_reference.py needs ComfyUI: {resources.COMFY_MISSING}")
+    from host_utils import pack_nodes
 
-    pack = load_pack()
-    return "\n\n".join(node_section(node_id, cls, pack.NODE_DISPLAY_NAME_MAPPINGS[node_id])
-                       for node_id, cls in pack.NODE_CLASS_MAPPINGS.items())
+    return "\n\n".join(node_section(cls) for cls in pack_nodes().values())
 
 
 def generated() -> dict[str, str]:
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     new = render(old, generated())
     if a.check:
         if new != old:
-            print("README.md is stale: run python3 scripts/gen_node_reference.py", file=sys.stderr)
+            print("README.md is stale: run COMFYUI_PATH=... scripts/gen_node_reference.py", file=sys.stderr)
             return 1
         print("README.md generated sections are up to date")
         return 0

@@ -1,6 +1,10 @@
-"""Helpers shared by the node, workflow and host tests: importing the pack the way ComfyUI does."""
+"""Helpers shared by the node, workflow and host tests: importing the pack the way ComfyUI does,
+reading its V3 schemas, running its nodes in-process, and a ComfyUI server in a subprocess.
+
+Everything that imports the pack needs ComfyUI importable (marker ``comfy``, see resources.py)."""
 from __future__ import annotations
 
+import asyncio
 import importlib.abc
 import importlib.util
 import json
@@ -12,8 +16,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Iterator
 
 from resources import REPO, comfy_checkout, comfy_python  # noqa: F401  (re-exported for the tests)
 
@@ -50,6 +57,42 @@ def load_pack() -> ModuleType:
     sys.modules[PACK_NAME] = module
     spec.loader.exec_module(module)
     return module
+
+
+@cache
+def pack_nodes() -> dict[str, type]:
+    """Node id -> class, as ComfyUI registers them: from the pack's ``comfy_entrypoint``."""
+    extension = asyncio.run(load_pack().comfy_entrypoint())
+    return {cls.GET_SCHEMA().node_id: cls for cls in asyncio.run(extension.get_node_list())}
+
+
+def v1_info(node_id: str) -> dict:
+    """What /object_info serves for one of our nodes (ComfyUI's V1 view of the V3 schema): the
+    frontend builds widgets, and saved workflows store their values, from this."""
+    return pack_nodes()[node_id].GET_NODE_INFO_V1()
+
+
+@contextmanager
+def model_dirs(models_dir: Path) -> Iterator[None]:
+    """Point ComfyUI's folder_paths at ``models_dir/<folder>`` for our folders and checkpoints,
+    and restore the previous search paths (and file-list cache) afterwards."""
+    import folder_paths
+
+    from dispose_core.loading.layout import MODEL_FOLDERS
+
+    load_pack()  # registers our folders first, so they are part of what is restored
+    saved = {k: (list(dirs), set(exts)) for k, (dirs, exts) in folder_paths.folder_names_and_paths.items()}
+    saved_cache = dict(folder_paths.filename_list_cache)
+    try:
+        for folder in MODEL_FOLDERS + ("checkpoints",):
+            folder_paths.folder_names_and_paths[folder] = ([str(Path(models_dir) / folder)], saved[folder][1])
+        folder_paths.filename_list_cache.clear()
+        yield
+    finally:
+        folder_paths.folder_names_and_paths.clear()
+        folder_paths.folder_names_and_paths.update(saved)
+        folder_paths.filename_list_cache.clear()
+        folder_paths.filename_list_cache.update(saved_cache)
 
 
 # ---------------------------------------------------------------- a real ComfyUI server
@@ -167,20 +210,19 @@ def messages(entry: dict, kind: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------- node graphs called directly
-def call_node(node_id: str, **kwargs):
-    """Run one node's function the way ComfyUI does (instance method named by FUNCTION)."""
-    cls = load_pack().NODE_CLASS_MAPPINGS[node_id]
-    return getattr(cls(), cls.FUNCTION)(**kwargs)
+def call_node(node_id: str, **kwargs) -> tuple:
+    """Run one node the way ComfyUI's executor does (a class clone, EXECUTE_NORMALIZED); its outputs."""
+    cls = pack_nodes()[node_id].PREPARE_CLASS_CLONE({})
+    return tuple(getattr(cls, cls.FUNCTION)(**kwargs).result)
 
 
-def guidance_graph(models_dir: Path, num_frames: int = 9, resolution: int = 64) -> dict:
+def guidance_graph(num_frames: int = 9, resolution: int = 64) -> dict:
     """The sample through DWPose Extract (POSE_KEYPOINT path), Sparse Motion Field, CMP and DIFT
-    nodes on the models in ``models_dir``, as the example workflows wire them."""
+    nodes, as the example workflows wire them (run inside :func:`model_dirs` of the tiny models)."""
     import torch
 
     from dispose_core.sample import make_sample
 
-    load_pack().nodes.comfy_bridge.set_model_dirs(models_dir)
     s = make_sample(num_frames=num_frames)
     ref = torch.from_numpy(s.reference).float()[None] / 255
     out = {"reference": ref, "frames": torch.from_numpy(s.frames).float() / 255, "keypoints_in": s.pose_keypoint}

@@ -108,22 +108,50 @@ def run_ok(server: ComfyServer, prompt: dict, timeout: float = 400) -> dict:
     return entry
 
 
-def test_object_info_lists_every_node(server):
-    from host_utils import load_pack
+def combo_options(info: dict, node_id: str, name: str) -> list[str]:
+    """The choices of a V3 combo input in /object_info: ("COMBO", {"options": [...]})."""
+    kind, opts = info[node_id]["input"]["required"][name]
+    assert kind == "COMBO"
+    return opts["options"]
 
-    pack = load_pack()
+
+def test_object_info_lists_every_node(server):
+    """The server registered the pack through comfy_entrypoint, with the V1 release's inputs,
+    defaults and outputs (so saved workflows keep working) and the frontend folder."""
+    from test_nodes_schema import EXPECTED_NAMES, V1_NODES
+
     info = server.get("/object_info")
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+    for node_id, (inputs, outputs, names) in V1_NODES.items():
         assert node_id in info, f"{node_id} missing from /object_info:\n{server.log()[-3000:]}"
-        assert info[node_id]["display_name"] == pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]
-        assert info[node_id]["category"] == "DisPose"
-        spec = cls.INPUT_TYPES()
-        for section in ("required", "optional"):
-            assert set(info[node_id]["input"].get(section, {})) == set(spec.get(section, {}))
-    assert "yolox_l.onnx" in info["DisPoseDWPoseLoader"]["input"]["required"]["detector"][0]
+        node = info[node_id]
+        assert node["display_name"] == EXPECTED_NAMES[node_id] and node["category"] == "DisPose"
+        order = node["input_order"]
+        assert order.get("required", []) + order.get("optional", []) == [name for name, *_ in inputs]
+        for name, kind, optional, numbers in inputs:
+            t, opts = node["input"]["optional" if optional else "required"][name]
+            assert t == kind and {k: opts[k] for k in numbers} == numbers, (node_id, name)
+        assert (tuple(node["output"]), tuple(node["output_name"])) == (outputs, names)
+    assert "yolox_l.onnx" in combo_options(info, "DisPoseDWPoseLoader", "detector")
     # extra_model_paths.yaml entries are kept next to our models/cmp folder
     assert {"ckpt_iter_42000.pth.tar", "cmp_extra.pth.tar"} <= set(
-        info["DisPoseCMPLoader"]["input"]["required"]["cmp_checkpoint"][0])
+        combo_options(info, "DisPoseCMPLoader", "cmp_checkpoint"))
+    extensions = server.get("/extensions")
+    assert any(url.startswith("/extensions/comfyui-dispose/") for url in extensions), extensions
+
+
+def test_model_dropdown_shows_a_file_copied_in_while_running(server, extra_cmp_dir):
+    new = extra_cmp_dir / "cmp_added_later.pth.tar"
+    new.write_bytes(b"x")
+    try:
+        info = server.get("/object_info/DisPoseCMPLoader")
+        assert "cmp_added_later.pth.tar" in combo_options(info, "DisPoseCMPLoader", "cmp_checkpoint")
+    finally:
+        new.unlink()
+
+
+def test_model_files_route_is_registered(server):
+    report = server.get("/dispose/models")
+    assert report["total"] > 0 and {row["key"] for row in report["models"]} >= {"cmp", "dispose"}
 
 
 @pytest.mark.parametrize("name, expected", [

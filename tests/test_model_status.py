@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from dispose_core.loading.layout import MODEL_FILES, MODEL_FOLDERS
 from dispose_core.loading.model_status import ALTERNATIVES, DIFFUSERS_PARTS, model_status, status_report
 
@@ -98,19 +100,19 @@ def test_unregistered_folder_searches_nothing():
     assert all(r["searched"] == [] for r in report["models"])
 
 
-def test_route_module_reports_the_bridge_folders(tmp_path, monkeypatch):
-    """nodes/model_status.py outside ComfyUI: the report covers the bridge's folders, no route."""
+@pytest.mark.comfy
+def test_route_module_reports_comfys_folders(tmp_path):
+    """nodes/model_status.py in ComfyUI: the report covers folder_paths' search dirs; no route
+    without a running server."""
     import importlib
 
-    from host_utils import load_pack
+    from host_utils import load_pack, model_dirs
 
     load_pack()
-    bridge = importlib.import_module("comfyui_dispose_pack.nodes.comfy_bridge")
     route = importlib.import_module("comfyui_dispose_pack.nodes.model_status")
-    monkeypatch.setattr(bridge, "_fallback_dirs", {})
     _populate(tmp_path, skip="dispose")
-    bridge.set_model_dirs(tmp_path)
-    report = route.models_report()
+    with model_dirs(tmp_path):
+        report = route.models_report()
     assert [r["name"] for r in report["models"] if not r["found"]] == ["DisPose.pth"]
     assert report["models"][0]["searched"] == [str(tmp_path / MODEL_FILES[0].folder)]
     assert route.register_routes() is False  # no PromptServer here

@@ -1,28 +1,33 @@
-"""MimicMotion/DisPose loader, control and sampler nodes called directly (no ComfyUI) on the tiny
-random-weight models: frame counts and sizes, determinism (ComfyUI's cache may reuse results),
-control switches, bad wiring, interrupts."""
+"""MimicMotion/DisPose loader, control and sampler nodes run in-process with ComfyUI (as its
+executor calls them) on the tiny random-weight models: frame counts and sizes, determinism
+(ComfyUI's cache may reuse results), control switches, bad wiring, interrupts."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from host_utils import call_node, guidance_graph, load_pack
+from dispose_core import errors
+from host_utils import call_node, guidance_graph, load_pack, model_dirs
 
-pack = load_pack()
-bridge = pack.nodes.comfy_bridge
-errors = pack.dispose_core.errors
+pytestmark = pytest.mark.comfy
 FAST = dict(seed=1, steps=2, min_guidance=2.0, max_guidance=2.0, noise_aug=0.0, fps=7, motion_bucket_id=127,
             tile_size=6, overlap=2, decode_chunk_size=4)  # one tile: the 5 driving frames + reference
 STRENGTHS = dict(strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.0, end_percent=1.0)
 
 
 @pytest.fixture(scope="module")
+def bridge():
+    return load_pack().nodes.comfy_bridge
+
+
+@pytest.fixture(scope="module")
 def graph(tiny_models_dir):
-    g = guidance_graph(tiny_models_dir, num_frames=5)
-    (g["mm"],) = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
-                           mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="auto")
-    (g["cn"],) = call_node("DisPoseControlNetLoader", mimicmotion_model=g["mm"], dispose_checkpoint="DisPose.pth",
-                           precision="auto")
+    with model_dirs(tiny_models_dir):
+        g = guidance_graph(num_frames=5)
+        (g["mm"],) = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
+                               mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="auto")
+        (g["cn"],) = call_node("DisPoseControlNetLoader", mimicmotion_model=g["mm"],
+                               dispose_checkpoint="DisPose.pth", precision="auto")
     (g["control"],) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=g["cn"], motion_field=g["motion"],
                                 dense_flow=g["flow"], point_embeddings=g["points"], **STRENGTHS)
     return g
@@ -69,7 +74,7 @@ def test_poses_of_another_length_are_refused(graph):
         sample(graph, poses=poses, control=graph["control"])
 
 
-def test_interrupt_stops_sampling_and_frees_memory(graph, monkeypatch):
+def test_interrupt_stops_sampling_and_frees_memory(graph, bridge, monkeypatch):
     class Interrupted(Exception):
         pass
 
@@ -87,11 +92,11 @@ def test_interrupt_stops_sampling_and_frees_memory(graph, monkeypatch):
     assert calls == {"checks": 2, "freed": 1}
 
 
-def test_progress_counts_steps_tiles_and_decoding(graph, monkeypatch):
+def test_progress_counts_steps_tiles_and_decoding(graph, bridge, monkeypatch):
     seen = []
     monkeypatch.setattr(bridge, "progress_bar", lambda total=1: lambda done, total: seen.append((done, total)))
     sample(graph)
-    frames = graph["poses"].num_frames
-    tiles = len(pack.dispose_core.sampling.tiling.tile_indices(frames, FAST["tile_size"], FAST["overlap"]))
-    total = FAST["steps"] * tiles + -(-frames // FAST["decode_chunk_size"])
+    assert graph["poses"].num_frames == 6
+    # 6 frames in tiles of 6: one tile; 2 steps x 1 tile + 2 decode chunks of at most 4 frames
+    total = 2 * 1 + 2
     assert seen[-1] == (total, total) and len(seen) == total

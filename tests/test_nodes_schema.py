@@ -1,7 +1,8 @@
-"""The node classes as ComfyUI sees them (ids, names, inputs, tooltips, defaults), file lookup and
-input checks that need no model. Runs without ComfyUI: the pack is imported as ComfyUI would."""
+"""The node classes as ComfyUI sees them (V3 schema, and the /object_info view saved workflows
+depend on), model-file lookup and input checks that need no model. ComfyUI in-process."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,12 +10,92 @@ import numpy as np
 import pytest
 import torch
 
-from host_utils import REPO, load_pack
+from dispose_core import errors, pipeline, types
+from host_utils import REPO, call_node, load_pack, model_dirs, pack_nodes, v1_info
 
-pack = load_pack()
-bridge = pack.nodes.comfy_bridge
-errors = pack.dispose_core.errors
-types = pack.dispose_core.types
+pytestmark = pytest.mark.comfy
+
+# The inputs (name, type, optional, default/min/max/step) and outputs of every node as the first
+# (V1, INPUT_TYPES) release defined them. UI workflows store widget values by position and API
+# prompts by name, so these must never change. 2**64 - 1 is the seed maximum.
+V1_NODES = {
+    "DisPoseDWPoseLoader": ([
+        ("detector", "COMBO", False, {"default": "yolox_l.onnx"}),
+        ("pose_model", "COMBO", False, {"default": "dw-ll_ucoco_384.onnx"}),
+    ], ("DWPOSE_MODEL",), ("dwpose_model",)),
+    "DisPoseDWPoseExtract": ([
+        ("reference_image", "IMAGE", False, {}),
+        ("resolution", "INT", False, {"default": 576, "min": 64, "max": 2048, "step": 64}),
+        ("align", "BOOLEAN", False, {"default": True}),
+        ("driving_frames", "IMAGE", True, {}),
+        ("dwpose_model", "DWPOSE_MODEL", True, {}),
+        ("pose_keypoint", "POSE_KEYPOINT", True, {}),
+        ("reference_pose_keypoint", "POSE_KEYPOINT", True, {}),
+    ], ("DISPOSE_POSES", "IMAGE", "POSE_KEYPOINT"), ("poses", "skeletons", "pose_keypoint")),
+    "DisPoseSparseMotionField": ([
+        ("poses", "DISPOSE_POSES", False, {}),
+        ("kernel_size", "INT", False, {"default": 199, "min": 1, "max": 999, "step": 2}),
+        ("sigma", "FLOAT", False, {"default": 20.0, "min": 0.1, "max": 200.0, "step": 0.1}),
+    ], ("DISPOSE_MOTION", "IMAGE"), ("motion_field", "preview")),
+    "DisPoseCMPLoader": ([
+        ("cmp_checkpoint", "COMBO", False, {"default": "ckpt_iter_42000.pth.tar"}),
+        ("precision", "COMBO", False, {"default": "auto"}),
+    ], ("CMP_MODEL",), ("cmp_model",)),
+    "DisPoseCMPDenseFlow": ([
+        ("cmp_model", "CMP_MODEL", False, {}),
+        ("reference_image", "IMAGE", False, {}),
+        ("poses", "DISPOSE_POSES", False, {}),
+        ("batch_size", "INT", False, {"default": 8, "min": 1, "max": 256}),
+    ], ("DISPOSE_FLOW", "IMAGE"), ("dense_flow", "preview")),
+    "DisPoseDIFTLoader": ([
+        ("sd15_folder", "COMBO", False, {"default": "stable-diffusion-v1-5"}),
+        ("precision", "COMBO", False, {"default": "auto"}),
+    ], ("DIFT_MODEL",), ("dift_model",)),
+    "DisPoseDIFTPointEmbed": ([
+        ("dift_model", "DIFT_MODEL", False, {}),
+        ("reference_image", "IMAGE", False, {}),
+        ("poses", "DISPOSE_POSES", False, {}),
+        ("ensemble_size", "INT", False, {"default": 8, "min": 1, "max": 64}),
+        ("seed", "INT", False, {"default": 0, "min": 0, "max": 2**64 - 1}),
+    ], ("DISPOSE_POINTS", "IMAGE"), ("point_embeddings", "preview")),
+    "DisPoseControlNetLoader": ([
+        ("mimicmotion_model", "MIMICMOTION_MODEL", False, {}),
+        ("dispose_checkpoint", "COMBO", False, {"default": "DisPose.pth"}),
+        ("precision", "COMBO", False, {"default": "auto"}),
+    ], ("DISPOSE_CONTROLNET",), ("dispose_controlnet",)),
+    "DisPoseHybridControlNetApply": ([
+        ("dispose_controlnet", "DISPOSE_CONTROLNET", False, {}),
+        ("motion_field", "DISPOSE_MOTION", False, {}),
+        ("dense_flow", "DISPOSE_FLOW", False, {}),
+        ("point_embeddings", "DISPOSE_POINTS", False, {}),
+        ("strength", "FLOAT", False, {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05}),
+        ("motion_strength", "FLOAT", False, {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05}),
+        ("point_strength", "FLOAT", False, {"default": 1.0, "min": 0.0, "max": 10.0, "step": 0.05}),
+        ("start_percent", "FLOAT", False, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        ("end_percent", "FLOAT", False, {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+    ], ("DISPOSE_CONTROL",), ("control",)),
+    "DisPoseMimicMotionLoader": ([
+        ("svd_folder", "COMBO", False, {"default": "stable-video-diffusion-img2vid-xt-1-1"}),
+        ("mimicmotion_checkpoint", "COMBO", False, {"default": "MimicMotion_1-1.pth"}),
+        ("precision", "COMBO", False, {"default": "auto"}),
+    ], ("MIMICMOTION_MODEL",), ("mimicmotion_model",)),
+    "DisPoseMimicMotionSampler": ([
+        ("mimicmotion_model", "MIMICMOTION_MODEL", False, {}),
+        ("reference_image", "IMAGE", False, {}),
+        ("poses", "DISPOSE_POSES", False, {}),
+        ("seed", "INT", False, {"default": 42, "min": 0, "max": 2**64 - 1}),
+        ("steps", "INT", False, {"default": 25, "min": 1, "max": 200}),
+        ("min_guidance", "FLOAT", False, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1}),
+        ("max_guidance", "FLOAT", False, {"default": 2.0, "min": 0.0, "max": 20.0, "step": 0.1}),
+        ("noise_aug", "FLOAT", False, {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01}),
+        ("fps", "INT", False, {"default": 7, "min": 1, "max": 60}),
+        ("motion_bucket_id", "INT", False, {"default": 127, "min": 0, "max": 1023}),
+        ("tile_size", "INT", False, {"default": 16, "min": 2, "max": 128}),
+        ("overlap", "INT", False, {"default": 6, "min": 0, "max": 127}),
+        ("decode_chunk_size", "INT", False, {"default": 8, "min": 1, "max": 128}),
+        ("control", "DISPOSE_CONTROL", True, {}),
+    ], ("IMAGE",), ("frames",)),
+}
 
 EXPECTED_NAMES = {
     "DisPoseDWPoseLoader": "DWPose Loader (DisPose)",
@@ -31,74 +112,97 @@ EXPECTED_NAMES = {
 }
 
 
-def inputs_of(node_id: str) -> dict:
-    spec = pack.NODE_CLASS_MAPPINGS[node_id].INPUT_TYPES()
-    return {**spec.get("required", {}), **spec.get("optional", {})}
+def test_registration_is_v3_only():
+    """comfy_entrypoint lists every node; no NODE_CLASS_MAPPINGS (ComfyUI would then ignore the
+    entrypoint); the frontend folder is still exported."""
+    from comfy_api.latest import io
+
+    pack = load_pack()
+    assert not hasattr(pack, "NODE_CLASS_MAPPINGS") and pack.WEB_DIRECTORY == "./web"
+    nodes = pack_nodes()
+    assert {node_id: cls.GET_SCHEMA().display_name for node_id, cls in nodes.items()} == EXPECTED_NAMES
+    assert all(issubclass(cls, io.ComfyNode) for cls in nodes.values())
+    assert not any("INPUT_TYPES" in vars(cls) for cls in nodes.values())
 
 
-def test_ids_and_display_names():
-    assert pack.NODE_DISPLAY_NAME_MAPPINGS == EXPECTED_NAMES
-    assert set(pack.NODE_CLASS_MAPPINGS) == set(EXPECTED_NAMES)
-    assert pack.WEB_DIRECTORY == "./web"
+def test_an_old_comfyui_gets_told_to_update():
+    """Without comfy_api.latest (a ComfyUI older than the V3 node API) the import says what to do."""
+    code = ("import sys; sys.path.insert(0, 'tests'); import host_utils\n"
+            "try:\n    host_utils.load_pack()\nexcept ImportError as err:\n    print(err)")
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert "needs a ComfyUI with the V3 node API" in out.stdout and "update ComfyUI" in out.stdout
 
 
-@pytest.mark.parametrize("node_id", sorted(EXPECTED_NAMES))
-def test_every_input_has_a_tooltip_and_function(node_id):
-    cls = pack.NODE_CLASS_MAPPINGS[node_id]
-    assert cls.CATEGORY == "DisPose"
-    assert callable(getattr(cls(), cls.FUNCTION))
-    assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES)
-    for name, spec in inputs_of(node_id).items():
-        assert len(spec) == 2 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+@pytest.mark.parametrize("node_id", sorted(V1_NODES))
+def test_saved_workflows_keep_working(node_id):
+    """/object_info of every node has the inputs (in order), defaults, ranges and outputs of the
+    V1 release, so positional widgets_values and API prompts still map onto the same inputs."""
+    info = v1_info(node_id)
+    inputs, outputs, names = V1_NODES[node_id]
+    order = info["input_order"]
+    assert order.get("required", []) + order.get("optional", []) == [name for name, *_ in inputs]
+    for name, kind, optional, numbers in inputs:
+        t, opts = info["input"]["optional" if optional else "required"][name]
+        assert t == kind, (node_id, name)
+        assert {k: opts[k] for k in ("default", "min", "max", "step") if k in opts} == numbers, (node_id, name)
+    assert tuple(info["output"]) == outputs and tuple(info["output_name"]) == names
 
 
-def test_defaults_are_the_official_ones():
-    s = {k: v[1].get("default") for k, v in inputs_of("DisPoseMimicMotionSampler").items()}
-    assert s == {"mimicmotion_model": None, "reference_image": None, "poses": None, "control": None,
-                 "seed": 42, "steps": 25, "min_guidance": 2.0, "max_guidance": 2.0, "noise_aug": 0.0,
-                 "fps": 7, "motion_bucket_id": 127, "tile_size": 16, "overlap": 6, "decode_chunk_size": 8}
-    m = inputs_of("DisPoseSparseMotionField")
-    assert (m["kernel_size"][1]["default"], m["sigma"][1]["default"]) == (199, 20.0)
-    assert inputs_of("DisPoseDWPoseExtract")["resolution"][1]["default"] == 576
-    assert inputs_of("DisPoseCMPDenseFlow")["batch_size"][1]["default"] == 8
-    c = inputs_of("DisPoseHybridControlNetApply")
-    assert [c[k][1]["default"] for k in ("strength", "motion_strength", "point_strength",
-                                         "start_percent", "end_percent")] == [1.0, 1.0, 1.0, 0.0, 1.0]
+@pytest.mark.parametrize("node_id", sorted(V1_NODES))
+def test_every_input_and_output_has_a_tooltip(node_id):
+    schema = pack_nodes()[node_id].GET_SCHEMA()
+    assert schema.category == "DisPose" and schema.description
+    for item in schema.inputs + schema.outputs:
+        assert item.tooltip, f"{node_id}.{item.id} has no tooltip"
 
 
 def test_socket_types_connect():
     """Every custom input type is produced by some node (or is POSE_KEYPOINT from another pack)."""
-    produced = {t for c in pack.NODE_CLASS_MAPPINGS.values() for t in c.RETURN_TYPES}
-    consumed = {spec[0] for nid in EXPECTED_NAMES for spec in inputs_of(nid).values()
-                if isinstance(spec[0], str) and spec[0].isupper()}
-    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN"}
+    schemas = [cls.GET_SCHEMA() for cls in pack_nodes().values()]
+    produced = {o.io_type for s in schemas for o in s.outputs}
+    consumed = {i.io_type for s in schemas for i in s.inputs}
+    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO"}
     assert {"DISPOSE_POSES", "DISPOSE_MOTION", "DISPOSE_FLOW", "DISPOSE_POINTS", "DISPOSE_CONTROL",
             "MIMICMOTION_MODEL", "DWPOSE_MODEL", "CMP_MODEL", "DIFT_MODEL", "DISPOSE_CONTROLNET",
             "POSE_KEYPOINT"} <= produced
 
 
 def test_import_is_light():
-    """Importing the pack must not pull in diffusers/onnxruntime/transformers (ComfyUI start-up)."""
-    code = ("import sys; sys.path.insert(0, 'tests'); from host_utils import load_pack; load_pack(); "
-            "print(sorted(m for m in ('diffusers', 'onnxruntime', 'transformers', 'cv2', 'onnx') "
-            "if m in sys.modules))")
+    """Importing the pack adds no diffusers/onnxruntime/transformers/opencv to what ComfyUI has
+    already loaded when it imports packs (its nodes.py), so the pack costs little start-up time."""
+    code = ("import sys; sys.path.insert(0, 'tests'); import resources, host_utils; import nodes; "
+            "heavy = lambda: {m for m in ('diffusers', 'onnxruntime', 'transformers', 'cv2', 'onnx') "
+            "if m in sys.modules}; before = heavy(); host_utils.load_pack(); print(sorted(heavy() - before))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_model_dropdowns_list_found_files(tmp_path):
+def test_model_dropdowns_are_read_again_for_every_object_info(tmp_path):
+    """ComfyUI calls define_schema for each /object_info, so a file copied in shows up without a restart."""
     (tmp_path / "cmp").mkdir()
-    (tmp_path / "cmp" / "other.pth").write_bytes(b"x")
     (tmp_path / "diffusers" / "my-sd15").mkdir(parents=True)
-    bridge.set_model_dirs(tmp_path)
-    options, opts = inputs_of("DisPoseCMPLoader")["cmp_checkpoint"]
-    assert options == ["ckpt_iter_42000.pth.tar", "other.pth"] and opts["default"] == options[0]
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"x")
-    (tmp_path / "checkpoints" / "notes.txt").write_bytes(b"x")
-    assert inputs_of("DisPoseDIFTLoader")["sd15_folder"][0] == [
-        "stable-diffusion-v1-5", "my-sd15", "checkpoints/v1-5-pruned-emaonly.safetensors"]
-    assert inputs_of("DisPoseCMPLoader")["precision"][0] == ["auto", "fp32", "fp16", "bf16"]
+    with model_dirs(tmp_path):
+        options = lambda node_id, name: v1_info(node_id)["input"]["required"][name][1]["options"]  # noqa: E731
+        assert options("DisPoseCMPLoader", "cmp_checkpoint") == ["ckpt_iter_42000.pth.tar"]
+        (tmp_path / "cmp" / "other.pth").write_bytes(b"x")
+        assert options("DisPoseCMPLoader", "cmp_checkpoint") == ["ckpt_iter_42000.pth.tar", "other.pth"]
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "v1-5-pruned-emaonly.safetensors").write_bytes(b"x")
+        (tmp_path / "checkpoints" / "notes.txt").write_bytes(b"x")
+        assert options("DisPoseDIFTLoader", "sd15_folder") == [
+            "stable-diffusion-v1-5", "my-sd15", "checkpoints/v1-5-pruned-emaonly.safetensors"]
+        assert options("DisPoseCMPLoader", "precision") == ["auto", "fp32", "fp16", "bf16"]
+
+
+def test_model_dirs_are_restored(tmp_path):
+    import folder_paths
+
+    before = {k: list(v[0]) for k, v in folder_paths.folder_names_and_paths.items()}
+    with model_dirs(tmp_path):
+        assert folder_paths.get_folder_paths("cmp") == [str(tmp_path / "cmp")]
+    assert {k: list(v[0]) for k, v in folder_paths.folder_names_and_paths.items()} == before
+    assert folder_paths.get_folder_paths("cmp") != [str(tmp_path / "cmp")]
 
 
 @pytest.mark.parametrize("node_id, kwargs, missing", [
@@ -111,34 +215,41 @@ def test_model_dropdowns_list_found_files(tmp_path):
      "stable-video-diffusion-img2vid-xt-1-1"),
 ])
 def test_missing_model_names_file_folder_and_source(tmp_path, node_id, kwargs, missing):
-    bridge.set_model_dirs(tmp_path)
-    cls = pack.NODE_CLASS_MAPPINGS[node_id]
-    assert cls.VALIDATE_INPUTS(**{k: v for k, v in kwargs.items() if k != "precision"}) is True
-    with pytest.raises(errors.ModelFileError) as err:
-        getattr(cls(), cls.FUNCTION)(**kwargs)
+    """validate_inputs lets any file name through (ComfyUI would say 'value not in list'), so the
+    run fails with our message. The host test checks the same through /prompt."""
+    cls = pack_nodes()[node_id]
+    with model_dirs(tmp_path):
+        assert cls.validate_inputs(**{k: "typo.pth" for k in kwargs if k != "precision"}) is True
+        with pytest.raises(errors.ModelFileError) as err:
+            call_node(node_id, **kwargs)
     msg = str(err.value)
     assert missing in msg and str(tmp_path) in msg and "https://huggingface.co/" in msg
 
 
+def test_precision_is_still_checked_by_comfy():
+    """validate_inputs names only the model-file inputs: ComfyUI still checks the precision combo."""
+    import inspect
+
+    for cls in pack_nodes().values():
+        if "validate_inputs" in vars(cls):
+            assert "precision" not in inspect.signature(cls.validate_inputs).parameters
+
+
 def test_missing_single_file_sd15_names_the_checkpoints_folder(tmp_path):
-    bridge.set_model_dirs(tmp_path)
-    with pytest.raises(errors.ModelFileError) as err:
-        pack.NODE_CLASS_MAPPINGS["DisPoseDIFTLoader"]().run(sd15_folder="checkpoints/sd15.safetensors",
-                                                            precision="auto")
+    with model_dirs(tmp_path), pytest.raises(errors.ModelFileError) as err:
+        call_node("DisPoseDIFTLoader", sd15_folder="checkpoints/sd15.safetensors", precision="auto")
     assert "'sd15.safetensors'" in str(err.value) and str(tmp_path / "checkpoints") in str(err.value)
 
 
 def test_unknown_file_name_is_reported(tmp_path):
-    bridge.set_model_dirs(tmp_path)
-    with pytest.raises(errors.ModelFileError, match="'typo.pth' not found"):
-        pack.NODE_CLASS_MAPPINGS["DisPoseCMPLoader"]().run(cmp_checkpoint="typo.pth", precision="auto")
+    with model_dirs(tmp_path), pytest.raises(errors.ModelFileError, match="'typo.pth' not found"):
+        call_node("DisPoseCMPLoader", cmp_checkpoint="typo.pth", precision="auto")
 
 
 def test_extract_without_model_or_keypoints_says_what_to_connect():
-    node = pack.NODE_CLASS_MAPPINGS["DisPoseDWPoseExtract"]()
     with pytest.raises(errors.InputError, match="pose_keypoint"):
-        node.run(reference_image=torch.rand(1, 64, 48, 3), resolution=64, align=True,
-                 driving_frames=torch.rand(3, 64, 48, 3))
+        call_node("DisPoseDWPoseExtract", reference_image=torch.rand(1, 64, 48, 3), resolution=64, align=True,
+                  driving_frames=torch.rand(3, 64, 48, 3))
 
 
 def _signals(frames: int, h: int = 32, w: int = 16):
@@ -149,36 +260,46 @@ def _signals(frames: int, h: int = 32, w: int = 16):
 
 
 def test_control_apply_checks_frame_counts():
-    node = pack.NODE_CLASS_MAPPINGS["DisPoseHybridControlNetApply"]()
     motion, flow, _ = _signals(5)
     _, _, points = _signals(4)
+    apply = lambda **kw: call_node("DisPoseHybridControlNetApply", **kw)  # noqa: E731
     with pytest.raises(errors.InputError, match="Frame counts do not match"):
-        node.run(dispose_controlnet=None, motion_field=motion, dense_flow=flow, point_embeddings=points,
-                 strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.0, end_percent=1.0)
+        apply(dispose_controlnet=None, motion_field=motion, dense_flow=flow, point_embeddings=points,
+              strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.0, end_percent=1.0)
     motion, flow, points = _signals(5)
-    (control,) = node.run(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
-                          strength=0.5, motion_strength=0.0, point_strength=1.0, start_percent=0.1,
-                          end_percent=0.9)
+    (control,) = apply(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
+                       strength=0.5, motion_strength=0.0, point_strength=1.0, start_percent=0.1, end_percent=0.9)
     assert control.motion_strength == 0.0 and control.strength == 0.5 and control.end_percent == 0.9
     with pytest.raises(errors.InputError, match="start_percent"):
-        node.run(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
-                 strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.8, end_percent=0.2)
+        apply(dispose_controlnet="cn", motion_field=motion, dense_flow=flow, point_embeddings=points,
+              strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.8, end_percent=0.2)
 
 
 def test_reference_must_be_one_image():
-    pipeline = pack.dispose_core.pipeline
     with pytest.raises(errors.InputError, match="one image"):
         pipeline.canvas_for(torch.rand(2, 64, 48, 3), 576)
     assert pipeline.canvas_for(torch.rand(1, 1280, 720, 3), 576) == (1024, 576)
 
 
-def test_bridge_fallback_without_comfy():
-    """Outside ComfyUI: CPU, fp32 for auto, never interrupted, progress a no-op, no ModelPatcher."""
-    assert not bridge.IN_COMFY
+def test_bridge_uses_comfy_devices_and_dtypes():
+    """On ComfyUI's CPU device (the tests run it with --cpu): auto precision is fp32, tensors stay
+    on the CPU, DWPose gets the CPU provider, and no interrupt is pending."""
+    bridge = load_pack().nodes.comfy_bridge
     assert bridge.torch_device().type == "cpu" and bridge.intermediate_device().type == "cpu"
     assert bridge.pick_dtype("auto") == torch.float32 and bridge.pick_dtype("bf16") == torch.bfloat16
     assert bridge.should_stop() is False
-    assert bridge.progress_bar(3)(1, 3) is None
     assert bridge.onnx_providers() == ["CPUExecutionProvider"]
-    managed = bridge.manage(torch.nn.Linear(2, 2))
-    assert managed.patcher is None and bridge.load_to_device([managed]).type == "cpu"
+
+
+def test_interrupt_reaches_the_core_as_comfys_exception():
+    """A pending Cancel makes should_stop raise ComfyUI's own exception (which ends the prompt)."""
+    import comfy.model_management as mm
+
+    bridge = load_pack().nodes.comfy_bridge
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            bridge.should_stop()
+    finally:
+        mm.interrupt_current_processing(False)
+    assert bridge.should_stop() is False

@@ -1,5 +1,6 @@
-"""The pose and guidance nodes called directly (no ComfyUI) on the tiny random-weight models,
-wired as in the example workflows: shapes, frame counts, progress, interrupts."""
+"""The pose and guidance nodes run in-process with ComfyUI (as its executor calls them) on the
+tiny random-weight models, wired as in the example workflows: shapes, frame counts, progress,
+interrupts, ComfyUI model management."""
 from __future__ import annotations
 
 import importlib
@@ -7,17 +8,22 @@ import importlib
 import pytest
 import torch
 
-from host_utils import PACK_NAME, call_node, guidance_graph, load_pack
+from dispose_core import errors
+from host_utils import PACK_NAME, call_node, guidance_graph, load_pack, model_dirs, pack_nodes
 
-pack = load_pack()
-bridge = pack.nodes.comfy_bridge
-errors = pack.dispose_core.errors
+pytestmark = pytest.mark.comfy
 RESOLUTION = 64
 
 
 @pytest.fixture(scope="module")
+def bridge():
+    return load_pack().nodes.comfy_bridge
+
+
+@pytest.fixture(scope="module")
 def graph(tiny_models_dir):
-    return guidance_graph(tiny_models_dir, num_frames=9, resolution=RESOLUTION)
+    with model_dirs(tiny_models_dir):
+        yield guidance_graph(num_frames=9, resolution=RESOLUTION)
 
 
 def is_image(x: torch.Tensor, frames: int, hw: tuple[int, int]) -> bool:
@@ -28,7 +34,7 @@ def is_image(x: torch.Tensor, frames: int, hw: tuple[int, int]) -> bool:
 def test_pose_keypoint_path(graph):
     poses = graph["poses"]
     hw = (poses.height, poses.width)
-    assert hw == pack.dispose_core.image.target_size(*graph["reference"].shape[1:3], RESOLUTION)
+    assert hw == load_pack().dispose_core.image.target_size(*graph["reference"].shape[1:3], RESOLUTION)
     assert poses.num_frames == graph["frames"].shape[0] + 1
     assert is_image(graph["skeletons"], poses.num_frames, hw)
     assert graph["skeletons"].max() > 0  # skeletons were drawn
@@ -47,8 +53,8 @@ def test_reference_pose_keypoint_input(graph):
 
 
 def test_dwpose_path(tiny_models_dir, graph):
-    bridge.set_model_dirs(tiny_models_dir)
-    (dwpose,) = call_node("DisPoseDWPoseLoader", detector="yolox_l.onnx", pose_model="dw-ll_ucoco_384.onnx")
+    with model_dirs(tiny_models_dir):
+        (dwpose,) = call_node("DisPoseDWPoseLoader", detector="yolox_l.onnx", pose_model="dw-ll_ucoco_384.onnx")
     poses, skeletons, keypoints = call_node(
         "DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=RESOLUTION, align=False,
         driving_frames=graph["frames"][:3], dwpose_model=dwpose)
@@ -64,14 +70,14 @@ def test_dift_loader_takes_a_single_file_checkpoint(tiny_models_dir, tmp_path, m
     sd15 = importlib.import_module(f"{PACK_NAME}.dispose_core.loading.sd15")  # the copy the node uses
     monkeypatch.setattr(sd15, "SD15_CONFIGS",
                         {"unet": tiny._UNET, "vae": tiny._VAE, "text_encoder": tiny._TEXT})
-    monkeypatch.setattr(bridge, "_fallback_dirs", {})
     (tmp_path / "checkpoints").mkdir()
     folder = tiny_models_dir / "diffusers" / "stable-diffusion-v1-5"
     _write_ldm_checkpoint(folder, tmp_path / "checkpoints" / "tiny-sd15.safetensors")
-    bridge.set_model_dirs(tmp_path)
-    choices = pack.NODE_CLASS_MAPPINGS["DisPoseDIFTLoader"].INPUT_TYPES()["required"]["sd15_folder"][0]
-    assert "checkpoints/tiny-sd15.safetensors" in choices
-    (single,) = call_node("DisPoseDIFTLoader", sd15_folder="checkpoints/tiny-sd15.safetensors", precision="fp32")
+    with model_dirs(tmp_path):
+        (choice,) = pack_nodes()["DisPoseDIFTLoader"].define_schema().inputs[:1]
+        assert "checkpoints/tiny-sd15.safetensors" in choice.options
+        (single,) = call_node("DisPoseDIFTLoader", sd15_folder="checkpoints/tiny-sd15.safetensors",
+                              precision="fp32")
     reference = sd15.load_dift(folder)
     assert torch.equal(single.value.prompt_embeds, reference.prompt_embeds)
 
@@ -89,9 +95,15 @@ def test_guidance_stages(graph):
 
 
 def test_loaders_wrap_models_for_comfy(graph):
+    """The CMP model is handed to ComfyUI's model management as a ModelPatcher of its modules,
+    and the dense-flow stage loaded it through load_models_gpu."""
+    import comfy.model_management as mm
+    from comfy.model_patcher import ModelPatcher
+
     managed = graph["cmp"]
     assert isinstance(managed.modules, torch.nn.ModuleDict) and managed.modules["model"] is managed.value
-    assert managed.patcher is None  # no ComfyUI here: nothing to hand to load_models_gpu
+    assert isinstance(managed.patcher, ModelPatcher) and managed.patcher.model is managed.modules
+    assert any(loaded.model is managed.patcher for loaded in mm.current_loaded_models)
 
 
 def test_dense_flow_checks_canvas(graph):
@@ -106,7 +118,7 @@ def test_dense_flow_checks_canvas(graph):
                   point_strength=1.0, start_percent=0.0, end_percent=1.0)
 
 
-def test_progress_and_interrupt_in_cmp(graph, monkeypatch):
+def test_progress_and_interrupt_in_cmp(graph, bridge, monkeypatch):
     seen = []
     monkeypatch.setattr(bridge, "progress_bar", lambda total=1: lambda done, total: seen.append((done, total)))
     call_node("DisPoseCMPDenseFlow", cmp_model=graph["cmp"], reference_image=graph["reference"],

@@ -20,10 +20,11 @@ def gen():
     return module
 
 
+@pytest.mark.comfy
 def test_generated_sections_are_current(gen):
     text = README.read_text(encoding="utf-8")
     assert gen.render(text, gen.generated()) == text, \
-        "README.md is stale: run python3 scripts/gen_node_reference.py and commit README.md"
+        "README.md is stale: run COMFYUI_PATH=... scripts/gen_node_reference.py and commit README.md"
 
 
 def test_generator_replaces_only_between_markers(gen):
@@ -44,35 +45,41 @@ def test_model_table_lists_every_layout_entry(gen):
         assert f"models/{m.folder}/" in row and m.size in row and m.source.split(" ")[0] in row
 
 
+@pytest.mark.comfy
 def test_node_reference_covers_every_node_input_and_output(gen):
-    from host_utils import load_pack
+    from host_utils import pack_nodes
 
-    pack = load_pack()
     ref = gen.node_reference()
-    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
-        section = ref.split(f"### {pack.NODE_DISPLAY_NAME_MAPPINGS[node_id]}\n", 1)[1].split("\n### ", 1)[0]
+    for node_id, cls in pack_nodes().items():
+        schema = cls.GET_SCHEMA()
+        section = ref.split(f"### {schema.display_name}\n", 1)[1].split("\n### ", 1)[0]
         assert f"`{node_id}`" in section
-        for group in cls.INPUT_TYPES().values():
-            for name in group:
-                assert f"| `{name}`" in section, (node_id, name)
-        for name in getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES):
-            assert f"| `{name}` |" in section, (node_id, name)
+        for item in schema.inputs:
+            assert f"| `{item.id}`" in section, (node_id, item.id)
+        for out in schema.outputs:
+            assert f"| `{out.display_name}` |" in section, (node_id, out.display_name)
 
 
+@pytest.mark.comfy
 def test_number_ranges_and_defaults_come_from_the_node_definitions(gen):
     """Change a default in a node and the reference row changes with it."""
-    class Node:
-        DESCRIPTION = "d"
-        RETURN_TYPES = ("IMAGE",)
+    from comfy_api.latest import io
 
+    class Node(io.ComfyNode):
         @classmethod
-        def INPUT_TYPES(cls):
-            return {"required": {"steps": ("INT", {"default": 31, "min": 2, "max": 90, "tooltip": "t|x"}),
-                                 "cfg": ("FLOAT", {"default": 2.5, "min": 0.0, "max": 9.0, "step": 0.5})}}
+        def define_schema(cls):
+            return io.Schema(node_id="X", display_name="X node", description="d", inputs=[
+                io.Int.Input("steps", default=31, min=2, max=90, tooltip="t|x"),
+                io.Float.Input("cfg", default=2.5, min=0.0, max=9.0, step=0.5),
+                io.Combo.Input("mode", options=["a", "b"], default="b", optional=True),
+            ], outputs=[io.Image.Output(display_name="frames", tooltip="out")])
 
-    section = gen.node_section("X", Node, "X node")
+    section = gen.node_section(Node)
+    assert section.startswith("### X node\n\n`X`: d\n")
     assert "| `steps` | `INT` | `31` | 2 to 90 | t\\|x |" in section
     assert "| `cfg` | `FLOAT` | `2.5` | 0.0 to 9.0, step 0.5 |  |" in section
+    assert "| `mode` (optional) | choice | `b` | `a`, `b` |  |" in section
+    assert "| `frames` | `IMAGE` | out |" in section
 
 
 def test_quick_start_commands_unchanged():

@@ -15,7 +15,6 @@ from dispose_core.loading.mimicmotion import load_mimicmotion
 from dispose_core.models.svd_trunk import set_official_batch_quirk
 from dispose_core.sampling.control import control_features
 from dispose_core.sampling.sampler import ControlInputs, SamplingInterrupted, sample_latents, sample_video
-from dispose_core.sampling.tiling import tile_indices
 from dispose_core.types import DenseFlow, MotionField, PointEmbeddings
 
 H, W, FRAMES = 128, 64, 6
@@ -84,7 +83,7 @@ def test_progress_counts_calls_and_chunks(models):
     ref, poses = _inputs()
     calls = []
     sample_video(models, ref, poses, progress=lambda done, total: calls.append((done, total)), **FAST)
-    tiles = tile_indices(FRAMES, FAST["tile_size"], FAST["overlap"]).shape[0]
+    tiles = 2  # 6 frames, tiles of 4 overlapping by 2 (official tiling): [0, 1, 2, 3], [0, 3, 4, 5]
     total = FAST["steps"] * tiles + -(-FRAMES // FAST["decode_chunk_size"])
     assert calls == [(i, total) for i in range(1, total + 1)]
 
@@ -142,7 +141,9 @@ def test_cached_features_equal_official_per_tile_computation(controlnet):
     control = _control(controlnet, frames=9)
     features = control_features(control, H, W, chunk=4)
     with torch.no_grad():
-        for idx in tile_indices(9, 4, 2):
+        # 9 frames, tiles of 4 overlapping by 2, as the official pipeline tiles them (the last
+        # tile is moved back to end at the last frame)
+        for idx in torch.tensor([[0, 1, 2, 3], [0, 3, 4, 5], [0, 5, 6, 7], [0, 6, 7, 8]]):
             flow_idx = idx[1:] - 1
             per_tile = controlnet.encode_motion(control.dense_flow.flow[flow_idx][None],
                                                 control.motion_field.flow[flow_idx][None])
@@ -188,12 +189,20 @@ def test_plain_run_equals_per_half_unet_calls(models):
             gaps[flag] = float((both - halves).norm() / halves.norm())
     assert gaps[False] < 1e-10 and gaps[True] > 1e-3
 
+    # The model actually sampled: with its flag on, a plain run still gives the flag-off result
+    # (the gap above shows the flag would change it), and the run leaves the flag as it found it.
     ref, poses = _inputs()
     fast = {k: v for k, v in FAST.items() if k != "decode_chunk_size"}
-    results = []
-    for flag in (True, False):
-        set_official_batch_quirk(unet, flag)
-        results.append(sample_latents(models, ref, poses, **fast))
-        assert unet.official_batch_quirk is flag
-    assert torch.equal(*results)
+    sampled, before = models.unet, models.unet.official_batch_quirk
+    results = {}
+    try:
+        for flag in (True, False):
+            set_official_batch_quirk(sampled, flag)
+            results[flag] = sample_latents(models, ref, poses, **fast)
+            blocks = [b for m in sampled.modules() for b in getattr(m, "temporal_transformer_blocks", ())]
+            assert blocks and sampled.official_batch_quirk is flag
+            assert {b.official_batch_quirk for b in blocks} == {flag}
+    finally:
+        set_official_batch_quirk(sampled, before)
+    assert torch.equal(results[True], results[False])
 

@@ -1,7 +1,8 @@
 """The example workflows: node types exist, links are consistent, UI and API versions agree.
 
-Runs without ComfyUI: our node types come from the pack's mappings, the core ones from
-tests/data/comfy_core_nodes.json (taken from /object_info of the ComfyUI version we test with).
+Our node types come from the pack's V3 schemas as /object_info serves them (ComfyUI in-process),
+the core ones from tests/data/comfy_core_nodes.json (taken from /object_info of the ComfyUI
+version we test with).
 """
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from host_utils import REPO, load_pack
+from host_utils import REPO, pack_nodes, v1_info
 
-pack = load_pack()
+pytestmark = pytest.mark.comfy
 WORKFLOWS = REPO / "workflows"
 CORE = json.loads((Path(__file__).parent / "data" / "comfy_core_nodes.json").read_text())
 PAIRS = ["dispose_mimicmotion", "mimicmotion_plain", "guidance_preview"]
@@ -21,12 +22,11 @@ SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
 
 def node_spec(class_type: str) -> tuple[dict[str, str], list[str]]:
     """(input name -> type, output types) of a node type; types of combos are 'COMBO'."""
-    if class_type in pack.NODE_CLASS_MAPPINGS:
-        cls = pack.NODE_CLASS_MAPPINGS[class_type]
-        spec = cls.INPUT_TYPES()
-        inputs = {name: (t[0] if isinstance(t[0], str) else "COMBO")
-                  for section in ("required", "optional") for name, t in spec.get(section, {}).items()}
-        return inputs, list(cls.RETURN_TYPES)
+    if class_type in pack_nodes():
+        info = v1_info(class_type)
+        inputs = {name: t[0] for section in ("required", "optional")
+                  for name, t in info["input"].get(section, {}).items()}
+        return inputs, list(info["output"])
     if class_type in CORE["nodes"]:
         core = CORE["nodes"][class_type]
         return core["inputs"], core["outputs"]
@@ -34,8 +34,8 @@ def node_spec(class_type: str) -> tuple[dict[str, str], list[str]]:
 
 
 def required_inputs(class_type: str) -> set[str]:
-    if class_type in pack.NODE_CLASS_MAPPINGS:
-        return set(pack.NODE_CLASS_MAPPINGS[class_type].INPUT_TYPES()["required"])
+    if class_type in pack_nodes():
+        return set(v1_info(class_type)["input"]["required"])
     return set()
 
 
