@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, ModelFileError
+from .frames import FrameSampling
 from .image import fit_to_canvas, target_size
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
@@ -111,6 +112,30 @@ def canvas_for(reference: torch.Tensor, resolution: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- stages
+def select_frames(frames: torch.Tensor, fps: float, sampling: FrameSampling = FrameSampling(),
+                  ) -> tuple[torch.Tensor, float]:
+    """The driving frames the official run keeps (``frames.py``) and the fps they play at."""
+    from .frames import sample_frames
+
+    if frames.ndim != 4 or frames.shape[0] < 1:
+        raise InputError(f"The driving video has no frames (got shape {tuple(frames.shape)}). "
+                         "Check the video file and the loader's frame settings.")
+    sampled = sample_frames(int(frames.shape[0]), fps, sampling)
+    return frames[list(sampled.indices)], sampled.fps
+
+
+def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: FrameSampling = FrameSampling(), *,
+                           reference_first: bool = True) -> tuple[list[dict], float]:
+    """The same frame rule on a POSE_KEYPOINT list; with ``reference_first`` its first entry is
+    the reference pose (the layout ``poses_from_keypoints`` reads) and is always kept."""
+    from .frames import take
+
+    items = list(pose_keypoint or [])
+    head, driving = (items[:1], items[1:]) if reference_first else ([], items)
+    kept, sampled = take(driving, fps, sampling)
+    return head + kept, sampled.fps
+
+
 def extract_poses(
     detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
     align: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
