@@ -138,9 +138,15 @@ def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: Fram
 
 def extract_poses(
     detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
-    align: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
+    align: bool = True, person: str = "official", person_index: int = 0, empty_frames: str = "official",
+    fit_on_empty_frames: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
-    """DWPose on the reference (on its canvas) and every driving frame -> poses + skeleton IMAGE."""
+    """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton IMAGE.
+
+    Pick the frames first with ``select_frames``. ``person`` / ``empty_frames``: see
+    ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
+    several people was taken ("" otherwise), for the node's log and preview.
+    """
     from .pose.extract import extract_poses as run_extract
     from .pose.render import render_poses
 
@@ -149,7 +155,8 @@ def extract_poses(
                          f"got shape {tuple(frames.shape)}.")
     height, width = canvas_for(reference, resolution)
     ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
-    poses = run_extract(detector, ref, to_uint8(frames), align=align,
+    poses = run_extract(detector, ref, to_uint8(frames), align=align, person=person, person_index=person_index,
+                        empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
                         progress=progress, should_stop=should_stop)
     return poses, to_image(render_poses(poses))
 

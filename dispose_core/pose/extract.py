@@ -1,14 +1,25 @@
-"""Reference + driving video -> one person's PoseSequence with DWPose.
+"""Reference + driving video -> the chosen person's PoseSequence with DWPose.
 
-The person is chosen and tracked, frames without a person are filled from their neighbours
-(rules in ``track.py``), and the driving poses are aligned to the reference body as the official
-``get_video_pose`` does (``align.py``). No person in the reference, or in no driving frame at
-all, is an InputError.
+Which person (``PERSON_CHOICES``):
+- ``official``: in every image the first detection, i.e. the box with the highest detector score
+  (the official ``pose2track`` reads ``subset[0]`` and the first 18 candidates), and the skeleton
+  images show every detected person (the official ``draw_pose`` draws them all);
+- ``largest_tracked``: the largest person, tracked by box overlap (``track.py``), alone drawn;
+- ``by_index``: the ``person_index``-th person from the left in the reference and in the first
+  driving frame with people, then tracked, alone drawn.
+The chosen person drives the alignment fit, the motion fields, CMP and the DIFT points.
+
+Frames where the detector finds nobody follow ``empty_frames`` (``track.EMPTY_FRAMES``); the
+official code runs the pose net on the whole image then (onnxpose.py ``preprocess``) and uses
+that pose like a detection, which ``official`` does too. The driving poses are aligned to the
+reference body as the official ``get_video_pose`` does (``align.py``). No person in the
+reference, or in no driving frame at all, is an InputError.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,31 +28,86 @@ from ..types import PoseSequence
 from .align import Alignment, fit_alignment, single_person_bodies
 from .dwpose import ImagePeople
 from .frame import VISIBLE_SCORE, PoseFrame
-from .track import Person, choose, clean, fill, has_body, to_sequence, track
+from .track import EMPTY_FRAMES, Choice, Person, choose, clean, fill, has_body, to_sequence, track
 
 log = logging.getLogger(__name__)
 
+PERSON_CHOICES = ("official", "largest_tracked", "by_index")
 
-def _people(image: ImagePeople, frame: PoseFrame) -> tuple[list[Person], np.ndarray]:
-    """Detected people (``frame`` = ``image.frame()``) with at least one visible body point and
-    their boxes; none on a fallback."""
-    if image.fallback:
-        return [], np.zeros((0, 4))
-    people = [clean(frame.person(i)) for i in range(frame.num_people)]
-    keep = [i for i, p in enumerate(people) if has_body(p)]
-    return [people[i] for i in keep], image.boxes[keep]
+
+@dataclass
+class _Detected:
+    """One image's people in detector order (highest box score first), NaN-cleaned."""
+
+    people: list[Person]  # on a fallback: the one whole-image estimate
+    boxes: np.ndarray  # (k, 4); k = 0 on a fallback
+    frame: PoseFrame  # the official dict, for the alignment fit
+
+    @classmethod
+    def of(cls, image: ImagePeople) -> "_Detected":
+        frame = image.frame()
+        return cls([clean(frame.person(i)) for i in range(frame.num_people)], image.boxes, frame)
+
+    @property
+    def fallback(self) -> bool:
+        return len(self.boxes) == 0
+
+    def with_body(self) -> tuple[list[Person], np.ndarray]:
+        """Detected people with at least one visible body point and their boxes (none on a fallback)."""
+        if self.fallback:
+            return [], np.zeros((0, 4))
+        keep = [i for i, p in enumerate(self.people) if has_body(p)]
+        return [self.people[i] for i in keep], self.boxes[keep]
+
+    def first(self) -> Choice:
+        """The official choice: the first detection (none on a fallback)."""
+        return Choice(None, None) if self.fallback else Choice(self.people[0], self.boxes[0])
+
+
+def _choose_reference(ref: _Detected, person: str, index: int) -> tuple[Person, str]:
+    """The reference person and a note saying which one was taken when there are several."""
+    if person == "official":
+        choice = ref.first()
+        count, rule = len(ref.boxes), "the highest detector score (official)"
+    else:
+        people, boxes = ref.with_body()
+        choice = choose(people, boxes, None, index if person == "by_index" else None, where="the reference image")
+        count = len(people)
+        rule = f"person {index} from the left" if person == "by_index" else "the largest person"
+    if choice.person is None or not has_body(choice.person):
+        raise InputError("No person found in the reference image. Use a reference that shows one person "
+                         "clearly (whole body if possible), or supply the reference pose as POSE_KEYPOINT.")
+    if count <= 1:
+        return choice.person, ""
+    x0, y0, x1, y1 = (int(round(v)) for v in choice.box)
+    note = (f"The reference image shows {count} people; animating {rule}, box x {x0}-{x1}, y {y0}-{y1} px. "
+            "Switch 'person' to largest_tracked or by_index to pick another.")
+    log.warning(note)
+    return choice.person, note
 
 
 def _fit(reference: Person, frames: list[PoseFrame], empty: list[bool], driving: Person,
          ref_hw: tuple[int, int], frame_hw: tuple[int, int], fit_on_empty_frames: bool) -> Alignment:
-    """The official fit over single-person frames; with none (official: crash), over the tracked person."""
+    """The official fit over single-person frames; with none (official: crash), over the chosen person."""
     usable = [f for f, e in zip(frames, empty) if fit_on_empty_frames or not e]
     _, bodies = single_person_bodies(usable)
     if len(bodies) == 0:
-        log.warning("No driving frame shows exactly one person; aligning on the tracked person instead.")
+        log.warning("No driving frame shows exactly one person; aligning on the chosen person instead.")
         bodies = driving["body"]
     subset = np.where(reference["body_score"] > VISIBLE_SCORE, 0.0, -1.0)
     return fit_alignment(reference["body"], subset, bodies, ref_hw, frame_hw)
+
+
+def _scene(ref: _Detected, detected: list[_Detected], driving: Person, missing: list[int], empty: str,
+           fit: Alignment) -> tuple[PoseFrame, ...]:
+    """Every person as the official skeleton images show them, aligned by ``fit`` (``driving`` is
+    not aligned yet); a frame filled by interpolate or hold shows its filled pose."""
+    filled = set(missing) if empty != "official" else set()
+    frames = [PoseFrame.from_people(ref.people)]
+    for k, d in enumerate(detected):
+        people = [{f: v[k] for f, v in driving.items()}] if k in filled else d.people
+        frames.append(PoseFrame.from_people(people).mapped(fit.scale, fit.offset))
+    return tuple(frames)
 
 
 def extract_poses(
@@ -50,54 +116,61 @@ def extract_poses(
     frames: np.ndarray,
     *,
     align: bool = True,
+    person: str = "official",
+    person_index: int = 0,
+    empty_frames: str = "official",
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], None] | None = None,
     fit_on_empty_frames: bool = True,
 ) -> PoseSequence:
-    """One person's poses: reference (frame 0, already on the generation canvas) + driving frames.
+    """The chosen person's poses: reference (frame 0, already on the generation canvas) + driving frames.
 
     ``detector`` is a DWPose (or anything mapping a list of RGB uint8 images to ImagePeople).
-    ``align`` rescales the driving poses onto the reference body (official); without it the
-    driving poses keep their frame-normalised coordinates. With ``fit_on_empty_frames``
-    (official) a frame where nothing was detected still enters the fit with the pose DWPose
-    estimated on the whole image; False leaves such frames out. ``progress(done, total)`` is
-    called after the reference and after each batch (total = frames + 1); ``should_stop()`` is
-    called before each batch and may raise to interrupt.
+    ``person`` is one of ``PERSON_CHOICES`` (``person_index`` for ``by_index``), ``empty_frames``
+    one of ``track.EMPTY_FRAMES``; both default to the official behaviour. ``align`` rescales the
+    driving poses onto the reference body (official); without it the driving poses keep their
+    frame-normalised coordinates. With ``fit_on_empty_frames`` (official) a frame where nothing
+    was detected still enters the fit with the pose DWPose estimated on the whole image; False
+    leaves such frames out. ``progress(done, total)`` is called after the reference and after
+    each batch (total = frames + 1); ``should_stop()`` is called before each batch and may raise.
     """
     if reference.ndim != 3 or reference.shape[-1] != 3 or reference.dtype != np.uint8:
         raise InputError(f"The reference must be one (H, W, 3) uint8 image, got {reference.shape} {reference.dtype}.")
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0 or frames.dtype != np.uint8:
         raise InputError(f"The driving frames must be (N, H, W, 3) uint8 with N >= 1, got {frames.shape} {frames.dtype}.")
+    if person not in PERSON_CHOICES:
+        raise InputError(f"Unknown person choice '{person}'; pick one of {', '.join(PERSON_CHOICES)}.")
+    if empty_frames not in EMPTY_FRAMES:
+        raise InputError(f"Unknown empty-frame policy '{empty_frames}'; pick one of {', '.join(EMPTY_FRAMES)}.")
     total = len(frames) + 1
     (ref_image,) = detector([reference])
-    ref = choose(*_people(ref_image, ref_image.frame()), None)
-    if ref.person is None:
-        raise InputError("No person found in the reference image. Use a reference that shows one person "
-                         "clearly (whole body if possible), or supply the reference pose as POSE_KEYPOINT.")
+    ref = _Detected.of(ref_image)
+    ref_person, note = _choose_reference(ref, person, person_index)
     if progress:
         progress(1, total)
 
-    official: list[PoseFrame] = []  # every person of every frame, for the official fit
-    empty: list[bool] = []
+    detected: list[_Detected] = []
+    for start in range(0, len(frames), max(1, batch_size)):
+        if should_stop:
+            should_stop()
+        detected.extend(_Detected.of(image) for image in detector(list(frames[start:start + batch_size])))
+        if progress:
+            progress(1 + len(detected), total)
 
-    def detected():
-        for start in range(0, len(frames), max(1, batch_size)):
-            if should_stop:
-                should_stop()
-            for image in detector(list(frames[start:start + batch_size])):
-                frame = image.frame()
-                official.append(frame)
-                empty.append(image.fallback)
-                yield _people(image, frame)
-            if progress:
-                progress(1 + len(official), total)
-
-    choices = track(detected())
-    driving, missing = fill(choices)
+    if person == "official":
+        choices = [d.first() for d in detected]
+    else:
+        choices = track((d.with_body() for d in detected), person_index if person == "by_index" else None)
+    driving, missing = fill(choices, empty=empty_frames, whole_image=[d.people[0] for d in detected])
     height, width = reference.shape[:2]
+    fit = Alignment.identity()
     if align:
-        fit = _fit(ref.person, official, empty, driving, (height, width), frames.shape[1:3], fit_on_empty_frames)
-        for k in ("body", "hands", "faces"):
-            driving[k] = fit.apply(driving[k])
-    return to_sequence(ref.person, driving, missing, height, width)
+        fit = _fit(ref_person, [d.frame for d in detected], [d.fallback for d in detected], driving,
+                   (height, width), frames.shape[1:3], fit_on_empty_frames)
+    scene = _scene(ref, detected, driving, missing, empty_frames, fit) if person == "official" else None
+    for k in ("body", "hands", "faces"):
+        driving[k] = fit.apply(driving[k])
+    poses = to_sequence(ref_person, driving, missing, height, width)
+    poses.scene, poses.note = scene, note
+    return poses

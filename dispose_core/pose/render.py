@@ -160,10 +160,14 @@ def draw_pose(frame: PoseFrame, height: int, width: int, *, canvas: np.ndarray |
 
 
 def render_poses(poses: PoseSequence) -> np.ndarray:
-    """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs."""
+    """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs.
+
+    With ``poses.scene`` every person in it is drawn (official), else only the chosen person.
+    """
     h, w = poses.height, poses.width
     canvas = np.zeros(canvas_shape(h, w), np.uint8)
     out = np.empty((poses.num_frames, h, w, 3), np.uint8)
     for f in range(poses.num_frames):
-        draw_pose(PoseFrame.from_sequence(poses, f), h, w, canvas=canvas, out=out[f])
+        frame = poses.scene[f] if poses.scene is not None else PoseFrame.from_sequence(poses, f)
+        draw_pose(frame, h, w, canvas=canvas, out=out[f])
     return out
