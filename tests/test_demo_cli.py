@@ -58,7 +58,7 @@ def test_30fps_clip_gives_10_frames_at_15fps(tmp_path, tiny_models_dir, capsys):
 
 
 def test_60fps_clip_gives_a_quarter_of_its_frames(tmp_path, tiny_models_dir):
-    assert video_info(cli(tmp_path, tiny_models_dir, 60) / "animation.mp4") == (5, 15)
+    assert video_info(cli(tmp_path, tiny_models_dir, 60, "--retarget") / "animation.mp4") == (5, 15)
 
 
 def test_max_frames_and_skip(tmp_path, tiny_models_dir):

@@ -12,8 +12,9 @@ The chosen person drives the alignment fit, the motion fields, CMP and the DIFT 
 Frames where the detector finds nobody follow ``empty_frames`` (``track.EMPTY_FRAMES``); the
 official code runs the pose net on the whole image then (onnxpose.py ``preprocess``) and uses
 that pose like a detection, which ``official`` does too. The driving poses are aligned to the
-reference body as the official ``get_video_pose`` does (``align.py``). No person in the
-reference, or in no driving frame at all, is an InputError.
+reference body as the official ``get_video_pose`` does (``align.py``), optionally followed by
+per-limb retargeting (``retarget.py``). No person in the reference, or in no driving frame at
+all, is an InputError.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from ..types import PoseSequence
 from .align import Alignment, fit_alignment, single_person_bodies
 from .dwpose import ImagePeople
 from .frame import VISIBLE_SCORE, PoseFrame
+from .retarget import retarget_limbs
 from .track import EMPTY_FRAMES, Choice, Person, choose, clean, fill, has_body, to_sequence, track
 
 log = logging.getLogger(__name__)
@@ -100,13 +102,16 @@ def _fit(reference: Person, frames: list[PoseFrame], empty: list[bool], driving:
 
 def _scene(ref: _Detected, detected: list[_Detected], driving: Person, missing: list[int], empty: str,
            fit: Alignment) -> tuple[PoseFrame, ...]:
-    """Every person as the official skeleton images show them, aligned by ``fit`` (``driving`` is
-    not aligned yet); a frame filled by interpolate or hold shows its filled pose."""
+    """Every person as the official skeleton images show them: the chosen one (the first, final
+    ``driving`` pose) and the others aligned by ``fit``; a frame filled by interpolate or hold
+    shows only its filled pose."""
     filled = set(missing) if empty != "official" else set()
     frames = [PoseFrame.from_people(ref.people)]
     for k, d in enumerate(detected):
-        people = [{f: v[k] for f, v in driving.items()}] if k in filled else d.people
-        frames.append(PoseFrame.from_people(people).mapped(fit.scale, fit.offset))
+        chosen = {f: v[k] for f, v in driving.items()}
+        others = [] if k in filled else [{**p, **{f: fit.apply(p[f]) for f in ("body", "hands", "faces")}}
+                                         for p in d.people[1:]]
+        frames.append(PoseFrame.from_people([chosen] + others))
     return tuple(frames)
 
 
@@ -119,6 +124,7 @@ def extract_poses(
     person: str = "official",
     person_index: int = 0,
     empty_frames: str = "official",
+    retarget: bool = False,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], None] | None = None,
@@ -130,7 +136,8 @@ def extract_poses(
     ``person`` is one of ``PERSON_CHOICES`` (``person_index`` for ``by_index``), ``empty_frames``
     one of ``track.EMPTY_FRAMES``; both default to the official behaviour. ``align`` rescales the
     driving poses onto the reference body (official); without it the driving poses keep their
-    frame-normalised coordinates. With ``fit_on_empty_frames`` (official) a frame where nothing
+    frame-normalised coordinates. ``retarget`` (not official) then gives every bone the
+    reference's length, keeping its driving direction (``retarget.py``). With ``fit_on_empty_frames`` (official) a frame where nothing
     was detected still enters the fit with the pose DWPose estimated on the whole image; False
     leaves such frames out. ``progress(done, total)`` is called after the reference and after
     each batch (total = frames + 1); ``should_stop()`` is called before each batch and may raise.
@@ -168,9 +175,11 @@ def extract_poses(
     if align:
         fit = _fit(ref_person, [d.frame for d in detected], [d.fallback for d in detected], driving,
                    (height, width), frames.shape[1:3], fit_on_empty_frames)
-    scene = _scene(ref, detected, driving, missing, empty_frames, fit) if person == "official" else None
     for k in ("body", "hands", "faces"):
         driving[k] = fit.apply(driving[k])
+    if retarget:
+        driving = retarget_limbs(ref_person, driving, height, width)
+    scene = _scene(ref, detected, driving, missing, empty_frames, fit) if person == "official" else None
     poses = to_sequence(ref_person, driving, missing, height, width)
     poses.scene, poses.note = scene, note
     return poses

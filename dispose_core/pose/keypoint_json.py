@@ -27,6 +27,7 @@ from ..image import cover_crop
 from ..types import PoseSequence
 from .align import fit_alignment
 from .frame import VISIBLE_SCORE
+from .retarget import retarget_limbs
 from .track import POINT_FIELDS, Person, choose, clean, fill, has_body, to_sequence, track
 
 PART_SIZES = {"pose_keypoints_2d": 18, "hand_left_keypoints_2d": 21, "hand_right_keypoints_2d": 21,
@@ -139,7 +140,7 @@ def _onto_canvas(person: Person, src_hw: tuple[int, int], height: int, width: in
 
 
 def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width: int, align: bool = True,
-                       reference: Sequence[Mapping] | Mapping | None = None) -> PoseSequence:
+                       reference: Sequence[Mapping] | Mapping | None = None, retarget: bool = False) -> PoseSequence:
     """POSE_KEYPOINT -> one person's PoseSequence on the (height, width) generation canvas.
 
     Without ``reference``, ``data[0]`` is the reference frame and ``data[1:]`` the driving
@@ -147,7 +148,8 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
     Estimator run on the reference image), all of ``data`` are driving frames. The reference
     is mapped onto the canvas like the reference image (cover-resize + center crop). People
     are chosen, tracked and gaps filled as in DWPose extraction; ``align`` fits the official
-    rescale using only the points that are present in the JSON.
+    rescale using only the points that are present in the JSON; ``retarget`` then gives every
+    bone the reference's length (``retarget.py``, not official).
     """
     frames = [data] if isinstance(data, Mapping) else list(data or [])
     if reference is None:
@@ -179,4 +181,6 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
         for xy, sc in POINT_FIELDS:
             present = (driving[sc] > 0)[..., None]
             driving[xy] = np.where(present, fit.apply(driving[xy]), 0.0)
+    if retarget:
+        driving = retarget_limbs(ref_person, driving, height, width)
     return to_sequence(ref_person, driving, missing, height, width)
