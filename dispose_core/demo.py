@@ -103,7 +103,7 @@ class _Log:
 def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: int, seed: int,
         ensemble_size: int, dtype: torch.dtype, device: torch.device, log: _Log, smoke: bool = False,
         person: str = "official", person_index: int = 0, empty_frames: str = "official",
-        retarget: bool = False) -> Path:
+        retarget: bool = False, smooth_window: int = 0) -> Path:
     """Run every stage on ``job`` with the models in ``models_dir``; returns the animation's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reference, driving, fps = job.reference, job.driving, job.fps
@@ -113,7 +113,7 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
         log("poses: random DWPose weights detect nothing meaningful, so the sample's ground-truth "
             "keypoints go through the POSE_KEYPOINT path (as from comfyui_controlnet_aux)")
         poses, skeletons = pipeline.poses_from_keypoints(job.pose_keypoint, reference, resolution=resolution,
-                                                         retarget=retarget)
+                                                         retarget=retarget, smooth_window=smooth_window)
     else:
         from .pose.dwpose import load_dwpose
 
@@ -121,7 +121,7 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
         poses, skeletons = pipeline.extract_poses(detector, reference, driving, resolution=resolution,
                                                   person=person, person_index=person_index,
                                                   empty_frames=empty_frames, retarget=retarget,
-                                                  progress=log.progress("DWPose"))
+                                                  smooth_window=smooth_window, progress=log.progress("DWPose"))
     log(f"poses: {poses.num_frames} frames (reference first) on a {poses.height}x{poses.width} canvas")
     if poses.note:
         log(poses.note)
@@ -183,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="frames without a detection: official (whole-image pose), interpolate, hold")
     parser.add_argument("--retarget", action="store_true",
                         help="after the official linear fit, give every bone the reference's length (not official)")
+    parser.add_argument("--smooth-window", type=int, default=0,
+                        help="smooth keypoints over this many frames (odd, 0 = off as officially; moves <= 8 px)")
     parser.add_argument("--frames", type=int, default=None, help="bundled sample only: frames (default 24, smoke 17)")
     parser.add_argument("--resolution", type=int, default=None, help="short side (default 576, smoke 256)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25, smoke 2)")
@@ -224,7 +226,7 @@ def _main(args: argparse.Namespace) -> None:
         steps=args.steps or (2 if smoke else pipeline.SamplerSettings().steps), seed=args.seed,
         ensemble_size=2 if smoke else pipeline.DIFT_ENSEMBLE_SIZE, dtype=dtype, device=device, log=log,
         person=args.person, person_index=args.person_index, empty_frames=args.empty_frames,
-        retarget=args.retarget)
+        retarget=args.retarget, smooth_window=args.smooth_window)
     if not smoke:
         run(args.models, **settings)
         return

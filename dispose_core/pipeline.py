@@ -139,13 +139,13 @@ def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: Fram
 def extract_poses(
     detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
     align: bool = True, person: str = "official", person_index: int = 0, empty_frames: str = "official",
-    fit_on_empty_frames: bool = True, retarget: bool = False, progress: Progress = None,
-    should_stop: ShouldStop = None,
+    fit_on_empty_frames: bool = True, retarget: bool = False, smooth_window: int = 0,
+    smooth_max_shift: float = 8.0, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
     """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton IMAGE.
 
-    Pick the frames first with ``select_frames``. ``person`` / ``empty_frames`` / ``retarget``:
-    see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
+    Pick the frames first with ``select_frames``. ``person`` / ``empty_frames`` / ``retarget`` /
+    ``smooth_*``: see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
     several people was taken ("" otherwise), for the node's log and preview.
     """
     from .pose.extract import extract_poses as run_extract
@@ -158,13 +158,15 @@ def extract_poses(
     ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
     poses = run_extract(detector, ref, to_uint8(frames), align=align, person=person, person_index=person_index,
                         empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
-                        retarget=retarget, progress=progress, should_stop=should_stop)
+                        retarget=retarget, smooth_window=smooth_window, smooth_max_shift=smooth_max_shift,
+                        progress=progress, should_stop=should_stop)
     return poses, to_image(render_poses(poses))
 
 
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
-    reference_keypoint: list[dict] | None = None, retarget: bool = False,
+    reference_keypoint: list[dict] | None = None, retarget: bool = False, smooth_window: int = 0,
+    smooth_max_shift: float = 8.0,
 ) -> tuple[PoseSequence, torch.Tensor]:
     """POSE_KEYPOINT -> poses + skeleton IMAGE. Without ``reference_keypoint`` the first frame
     of ``pose_keypoint`` is the reference pose, the rest are the driving frames."""
@@ -173,7 +175,8 @@ def poses_from_keypoints(
 
     height, width = canvas_for(reference, resolution)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
-                               reference=reference_keypoint, retarget=retarget)
+                               reference=reference_keypoint, retarget=retarget, smooth_window=smooth_window,
+                               smooth_max_shift=smooth_max_shift)
     return poses, to_image(render_poses(poses))
 
 

@@ -62,7 +62,8 @@ def test_60fps_clip_gives_a_quarter_of_its_frames(tmp_path, tiny_models_dir):
 
 
 def test_max_frames_and_skip(tmp_path, tiny_models_dir):
-    out = cli(tmp_path, tiny_models_dir, 30, "--max-frames", "3", "--skip-first-frames", "1", "--stride", "1")
+    out = cli(tmp_path, tiny_models_dir, 30, "--max-frames", "3", "--skip-first-frames", "1", "--stride", "1",
+              "--smooth-window", "3")
     assert video_info(out / "animation.mp4") == (3, 30)
 
 

@@ -30,6 +30,7 @@ from .align import Alignment, fit_alignment, single_person_bodies
 from .dwpose import ImagePeople
 from .frame import VISIBLE_SCORE, PoseFrame
 from .retarget import retarget_limbs
+from .smooth import smooth_keypoints
 from .track import EMPTY_FRAMES, Choice, Person, choose, clean, fill, has_body, to_sequence, track
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ def extract_poses(
     person_index: int = 0,
     empty_frames: str = "official",
     retarget: bool = False,
+    smooth_window: int = 0,
+    smooth_max_shift: float = 8.0,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], None] | None = None,
@@ -137,7 +140,9 @@ def extract_poses(
     one of ``track.EMPTY_FRAMES``; both default to the official behaviour. ``align`` rescales the
     driving poses onto the reference body (official); without it the driving poses keep their
     frame-normalised coordinates. ``retarget`` (not official) then gives every bone the
-    reference's length, keeping its driving direction (``retarget.py``). With ``fit_on_empty_frames`` (official) a frame where nothing
+    reference's length, keeping its driving direction (``retarget.py``); ``smooth_window`` > 0
+    (frames, odd; not official) smooths the driving keypoints over time, moving none by more than
+    ``smooth_max_shift`` canvas pixels (``smooth.py``). With ``fit_on_empty_frames`` (official) a frame where nothing
     was detected still enters the fit with the pose DWPose estimated on the whole image; False
     leaves such frames out. ``progress(done, total)`` is called after the reference and after
     each batch (total = frames + 1); ``should_stop()`` is called before each batch and may raise.
@@ -179,6 +184,7 @@ def extract_poses(
         driving[k] = fit.apply(driving[k])
     if retarget:
         driving = retarget_limbs(ref_person, driving, height, width)
+    driving = smooth_keypoints(driving, height, width, window=smooth_window, max_shift=smooth_max_shift)
     scene = _scene(ref, detected, driving, missing, empty_frames, fit) if person == "official" else None
     poses = to_sequence(ref_person, driving, missing, height, width)
     poses.scene, poses.note = scene, note

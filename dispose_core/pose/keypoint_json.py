@@ -28,6 +28,7 @@ from ..types import PoseSequence
 from .align import fit_alignment
 from .frame import VISIBLE_SCORE
 from .retarget import retarget_limbs
+from .smooth import smooth_keypoints
 from .track import POINT_FIELDS, Person, choose, clean, fill, has_body, to_sequence, track
 
 PART_SIZES = {"pose_keypoints_2d": 18, "hand_left_keypoints_2d": 21, "hand_right_keypoints_2d": 21,
@@ -140,7 +141,8 @@ def _onto_canvas(person: Person, src_hw: tuple[int, int], height: int, width: in
 
 
 def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width: int, align: bool = True,
-                       reference: Sequence[Mapping] | Mapping | None = None, retarget: bool = False) -> PoseSequence:
+                       reference: Sequence[Mapping] | Mapping | None = None, retarget: bool = False,
+                       smooth_window: int = 0, smooth_max_shift: float = 8.0) -> PoseSequence:
     """POSE_KEYPOINT -> one person's PoseSequence on the (height, width) generation canvas.
 
     Without ``reference``, ``data[0]`` is the reference frame and ``data[1:]`` the driving
@@ -149,7 +151,7 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
     is mapped onto the canvas like the reference image (cover-resize + center crop). People
     are chosen, tracked and gaps filled as in DWPose extraction; ``align`` fits the official
     rescale using only the points that are present in the JSON; ``retarget`` then gives every
-    bone the reference's length (``retarget.py``, not official).
+    bone the reference's length (``retarget.py``, not official); ``smooth_*`` as in ``smooth.py``.
     """
     frames = [data] if isinstance(data, Mapping) else list(data or [])
     if reference is None:
@@ -183,4 +185,5 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
             driving[xy] = np.where(present, fit.apply(driving[xy]), 0.0)
     if retarget:
         driving = retarget_limbs(ref_person, driving, height, width)
+    driving = smooth_keypoints(driving, height, width, window=smooth_window, max_shift=smooth_max_shift)
     return to_sequence(ref_person, driving, missing, height, width)
