@@ -163,6 +163,17 @@ def extract_poses(
     return poses, to_image(render_poses(poses))
 
 
+def person_preview(skeletons: torch.Tensor, poses: PoseSequence) -> torch.Tensor:
+    """The skeleton IMAGE for display: when the reference shows several people (``poses.note``),
+    its first frame outlines the one taken. ``animate`` renders its own skeletons, so this never
+    reaches PoseNet."""
+    from .pose.render import outline_reference_person
+
+    if not poses.note:
+        return skeletons
+    return to_image(outline_reference_person(to_uint8(skeletons), poses))
+
+
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
     reference_keypoint: list[dict] | None = None, retarget: bool = False, smooth_window: int = 0,

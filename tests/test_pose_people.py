@@ -136,3 +136,21 @@ def test_hold_before_the_first_person_takes_the_first_pose():
 def test_nobody_in_any_frame_names_the_frames(empty):
     with pytest.raises(InputError, match=r"any of the 3 driving frames \(0-based frames 0-2\)"):
         run(image(REF_HW, REF_A), [image(FRAME_HW)] * 3, empty_frames=empty)
+
+
+def test_preview_outlines_the_chosen_reference_person_only_when_there_are_several():
+    import torch
+
+    from dispose_core import pipeline
+
+    poses, _ = two_people_video()
+    skeletons = torch.from_numpy(render_poses(poses)).float() / 255
+    marked = (pipeline.person_preview(skeletons, poses) * 255).round().to(torch.uint8).numpy()
+    changed = np.argwhere((marked[0] != (skeletons[0] * 255).round().numpy()).any(-1))
+    pts = REF_A[1][:18]  # person A, taken officially: its body points on the reference canvas (pixels)
+    assert changed[:, 1].min() >= pts[:, 0].min() - 5 and changed[:, 1].max() <= pts[:, 0].max() + 6
+    assert changed[:, 0].min() >= pts[:, 1].min() - 5 and changed[:, 0].max() <= pts[:, 1].max() + 6
+    assert (marked[0][tuple(changed.T)] == 255).all() and (marked[1:] == (skeletons[1:] * 255).round().numpy()).all()
+    single, _ = run(image(REF_HW, REF_A), [image(FRAME_HW, A)], align=False)
+    plain = torch.zeros(2, H, W, 3)
+    assert pipeline.person_preview(plain, single) is plain
