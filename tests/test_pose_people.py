@@ -154,3 +154,11 @@ def test_preview_outlines_the_chosen_reference_person_only_when_there_are_severa
     single, _ = run(image(REF_HW, REF_A), [image(FRAME_HW, A)], align=False)
     plain = torch.zeros(2, H, W, 3)
     assert pipeline.person_preview(plain, single) is plain
+
+
+def test_by_index_beyond_the_video_people_takes_the_largest_there():
+    frames = [image(FRAME_HW, A, B), image(FRAME_HW, B)]  # index 2 exists only in the reference
+    three = person(60, 10, 71, 60, seed=15)
+    poses, _ = run(image(REF_HW, REF_A, REF_B, three), frames, align=False, person="by_index", person_index=2)
+    np.testing.assert_allclose(poses.body[0], three[1][:18] / [W, H], rtol=1e-6)
+    np.testing.assert_allclose(poses.body[1:], np.stack([B[1][:18] / NORM] * 2), rtol=1e-6)

@@ -5,8 +5,9 @@ Which person (``PERSON_CHOICES``):
   (the official ``pose2track`` reads ``subset[0]`` and the first 18 candidates), and the skeleton
   images show every detected person (the official ``draw_pose`` draws them all);
 - ``largest_tracked``: the largest person, tracked by box overlap (``track.py``), alone drawn;
-- ``by_index``: the ``person_index``-th person from the left in the reference and in the first
-  driving frame with people, then tracked, alone drawn.
+- ``by_index``: the ``person_index``-th person from the left in the reference; in the video the
+  same index in the first frame with people (the largest when it shows fewer), then tracked,
+  alone drawn.
 The chosen person drives the alignment fit, the motion fields, CMP and the DIFT points.
 
 Frames where the detector finds nobody follow ``empty_frames`` (``track.EMPTY_FRAMES``); the
@@ -74,8 +75,11 @@ def _choose_reference(ref: _Detected, person: str, index: int) -> tuple[Person, 
         count, rule = len(ref.boxes), "the highest detector score (official)"
     else:
         people, boxes = ref.with_body()
-        choice = choose(people, boxes, None, index if person == "by_index" else None, where="the reference image")
         count = len(people)
+        if person == "by_index" and people and not 0 <= index < count:
+            raise InputError(f"person_index is {index}, but the reference image shows {count} person(s) "
+                             f"(0-based, counted from the left). Pick 0..{count - 1}.")
+        choice = choose(people, boxes, None, index if person == "by_index" else None)
         rule = f"person {index} from the left" if person == "by_index" else "the largest person"
     if choice.person is None or not has_body(choice.person):
         raise InputError("No person found in the reference image. Use a reference that shows one person "

@@ -2,7 +2,8 @@
 
 Shared by DWPose extraction and the POSE_KEYPOINT reader. Tracked person rules (among people
 with at least one visible body point): the video starts from its first frame with people, taking
-the largest box (or, with an index, the index-th person counted from the left by box center);
+the largest box (or, with an index, the index-th person counted from the left by box center,
+when there are that many);
 then it keeps the person whose box overlaps the previous choice most (IoU), or, when no box
 overlaps it, the one whose box center is nearest. (The official choice, the first detection of
 each frame, lives in ``extract.py``.)
@@ -65,16 +66,12 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(_area(box) + _area(boxes) - inter, 1e-9)
 
 
-def choose(people: list[Person], boxes: np.ndarray, previous: np.ndarray | None, index: int | None = None,
-           where: str = "the first driving frame with people") -> Choice:
-    """The main person (largest box, or the ``index``-th from the left) or, with a previous box,
-    the tracked one."""
+def choose(people: list[Person], boxes: np.ndarray, previous: np.ndarray | None, index: int | None = None) -> Choice:
+    """The main person (largest box, or the ``index``-th from the left when there are that many)
+    or, with a previous box, the tracked one."""
     if not people:
         return Choice(None, None)
-    if previous is None and index is not None:
-        if not 0 <= index < len(people):
-            raise InputError(f"person_index is {index}, but {where} shows {len(people)} person(s) "
-                             f"(0-based, counted from the left). Pick 0..{len(people) - 1}.")
+    if previous is None and index is not None and index < len(people):
         pick = int(np.argsort((boxes[:, 0] + boxes[:, 2]) / 2, kind="stable")[index])
     elif previous is None:
         pick = int(np.argmax(_area(boxes)))
