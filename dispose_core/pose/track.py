@@ -125,7 +125,8 @@ def fill(choices: list[Choice], what: str = "driving frames", empty: str = "inte
     elif len(missing):
         nxt = np.searchsorted(have, missing)
         before = np.where(nxt == 0, have[0], have[np.maximum(nxt - 1, 0)])
-        after = before if empty == "hold" else np.where(nxt == len(have), have[-1], have[np.minimum(nxt, len(have) - 1)])
+        after = np.where(nxt == len(have), have[-1], have[np.minimum(nxt, len(have) - 1)])
+        after = before if empty == "hold" else after
         t = ((missing - before) / np.maximum(after - before, 1)).astype(np.float32)
         for k in FIELDS:
             a, b = stacked[k][before], stacked[k][after]
