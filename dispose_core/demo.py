@@ -29,7 +29,7 @@ from .errors import DisposeError
 from .frames import SAMPLE_STRIDE, FrameSampling
 from .loading.layout import BY_KEY
 from .media import write_video
-from .pose.extract import PERSON_CHOICES
+from .pose.people import PERSON_CHOICES
 from .pose.track import EMPTY_FRAMES
 
 
@@ -112,8 +112,9 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
     if job.pose_keypoint is not None:
         log("poses: random DWPose weights detect nothing meaningful, so the sample's ground-truth "
             "keypoints go through the POSE_KEYPOINT path (as from comfyui_controlnet_aux)")
-        poses, skeletons = pipeline.poses_from_keypoints(job.pose_keypoint, reference, resolution=resolution,
-                                                         retarget=retarget, smooth_window=smooth_window)
+        poses, skeletons = pipeline.poses_from_keypoints(
+            job.pose_keypoint, reference, resolution=resolution, person=person, person_index=person_index,
+            empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window)
     else:
         from .pose.dwpose import load_dwpose
 

@@ -176,17 +176,20 @@ def person_preview(skeletons: torch.Tensor, poses: PoseSequence) -> torch.Tensor
 
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
-    reference_keypoint: list[dict] | None = None, retarget: bool = False, smooth_window: int = 0,
-    smooth_max_shift: float = 8.0,
+    reference_keypoint: list[dict] | None = None, person: str = "official", person_index: int = 0,
+    empty_frames: str = "official", retarget: bool = False, smooth_window: int = 0, smooth_max_shift: float = 8.0,
 ) -> tuple[PoseSequence, torch.Tensor]:
     """POSE_KEYPOINT -> poses + skeleton IMAGE. Without ``reference_keypoint`` the first frame
-    of ``pose_keypoint`` is the reference pose, the rest are the driving frames."""
+    of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
+    first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
+    ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
     from .pose.keypoint_json import from_pose_keypoint
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
-                               reference=reference_keypoint, retarget=retarget, smooth_window=smooth_window,
+                               reference=reference_keypoint, person=person, person_index=person_index,
+                               empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,
                                smooth_max_shift=smooth_max_shift)
     return poses, to_image(render_poses(poses))
 

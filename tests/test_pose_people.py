@@ -162,3 +162,31 @@ def test_by_index_beyond_the_video_people_takes_the_largest_there():
     poses, _ = run(image(REF_HW, REF_A, REF_B, three), frames, align=False, person="by_index", person_index=2)
     np.testing.assert_allclose(poses.body[0], three[1][:18] / [W, H], rtol=1e-6)
     np.testing.assert_allclose(poses.body[1:], np.stack([B[1][:18] / NORM] * 2), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- POSE_KEYPOINT follows the same rules
+def keypoint_person(x0: float, x1: float, seed: int) -> tuple[dict, dict]:
+    """An OpenPose-JSON person with 18 found body points inside x0..x1 of a 64 x 96 canvas, and the
+    same person as normalised arrays (hands and face absent)."""
+    rng = np.random.default_rng(seed)
+    body = np.stack([rng.uniform(x0, x1, 18), rng.uniform(10, 90, 18)], -1)
+    triples = np.concatenate([body, np.ones((18, 1))], 1).ravel().tolist()
+    arrays = {"body": body / [64, 96], "body_score": np.ones(18), "hands": np.zeros((2, 21, 2)),
+              "hands_score": np.zeros((2, 21)), "faces": np.zeros((68, 2)), "faces_score": np.zeros(68)}
+    return {"pose_keypoints_2d": triples}, arrays
+
+
+def test_pose_keypoint_official_draws_both_largest_tracked_one():
+    from dispose_core.pose.keypoint_json import from_pose_keypoint
+
+    (left, left_arrays), (right, right_arrays) = keypoint_person(2, 20, 1), keypoint_person(28, 62, 2)
+    frame = {"people": [left, right], "canvas_width": 64, "canvas_height": 96}
+    data = [frame, frame, frame]
+    official = from_pose_keypoint(data, height=96, width=64, align=False)
+    np.testing.assert_allclose(official.body[1], left_arrays["body"], atol=1e-6)
+    np.testing.assert_array_equal(render_poses(official)[1],
+                                  draw_pose(PoseFrame.from_people([left_arrays, right_arrays]), 96, 64))
+    assert "shows 2 people" in official.note
+    tracked = from_pose_keypoint(data, height=96, width=64, align=False, person="largest_tracked")
+    np.testing.assert_allclose(tracked.body[1], right_arrays["body"], atol=1e-6)
+    np.testing.assert_array_equal(render_poses(tracked)[1], draw_pose(PoseFrame.from_people([right_arrays]), 96, 64))

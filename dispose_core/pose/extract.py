@@ -1,14 +1,7 @@
 """Reference + driving video -> the chosen person's PoseSequence with DWPose.
 
-Which person (``PERSON_CHOICES``):
-- ``official``: in every image the first detection, i.e. the box with the highest detector score
-  (the official ``pose2track`` reads ``subset[0]`` and the first 18 candidates), and the skeleton
-  images show every detected person (the official ``draw_pose`` draws them all);
-- ``largest_tracked``: the largest person, tracked by box overlap (``track.py``), alone drawn;
-- ``by_index``: the ``person_index``-th person from the left in the reference; in the video the
-  same index in the first frame with people (the largest when it shows fewer), then tracked,
-  alone drawn.
-The chosen person drives the alignment fit, the motion fields, CMP and the DIFT points.
+Which person is chosen and drawn: ``people.py`` (``PERSON_CHOICES``, official by default). The
+chosen person drives the alignment fit, the motion fields, CMP and the DIFT points.
 
 Frames where the detector finds nobody follow ``empty_frames`` (``track.EMPTY_FRAMES``); the
 official code runs the pose net on the whole image then (onnxpose.py ``preprocess``) and uses
@@ -21,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,67 +22,12 @@ from ..types import PoseSequence
 from .align import Alignment, fit_alignment, single_person_bodies
 from .dwpose import ImagePeople
 from .frame import VISIBLE_SCORE, PoseFrame
+from .people import Detected, build_scene, check_person, choose_driving, choose_reference
 from .retarget import retarget_limbs
 from .smooth import smooth_keypoints
-from .track import EMPTY_FRAMES, Choice, Person, choose, clean, fill, has_body, to_sequence, track
+from .track import EMPTY_FRAMES, Person, clean, fill, to_sequence
 
 log = logging.getLogger(__name__)
-
-PERSON_CHOICES = ("official", "largest_tracked", "by_index")
-
-
-@dataclass
-class _Detected:
-    """One image's people in detector order (highest box score first), NaN-cleaned."""
-
-    people: list[Person]  # on a fallback: the one whole-image estimate
-    boxes: np.ndarray  # (k, 4); k = 0 on a fallback
-    frame: PoseFrame  # the official dict, for the alignment fit
-
-    @classmethod
-    def of(cls, image: ImagePeople) -> "_Detected":
-        frame = image.frame()
-        return cls([clean(frame.person(i)) for i in range(frame.num_people)], image.boxes, frame)
-
-    @property
-    def fallback(self) -> bool:
-        return len(self.boxes) == 0
-
-    def with_body(self) -> tuple[list[Person], np.ndarray]:
-        """Detected people with at least one visible body point and their boxes (none on a fallback)."""
-        if self.fallback:
-            return [], np.zeros((0, 4))
-        keep = [i for i, p in enumerate(self.people) if has_body(p)]
-        return [self.people[i] for i in keep], self.boxes[keep]
-
-    def first(self) -> Choice:
-        """The official choice: the first detection (none on a fallback)."""
-        return Choice(None, None) if self.fallback else Choice(self.people[0], self.boxes[0])
-
-
-def _choose_reference(ref: _Detected, person: str, index: int) -> tuple[Person, str]:
-    """The reference person and a note saying which one was taken when there are several."""
-    if person == "official":
-        choice = ref.first()
-        count, rule = len(ref.boxes), "the highest detector score (official)"
-    else:
-        people, boxes = ref.with_body()
-        count = len(people)
-        if person == "by_index" and people and not 0 <= index < count:
-            raise InputError(f"person_index is {index}, but the reference image shows {count} person(s) "
-                             f"(0-based, counted from the left). Pick 0..{count - 1}.")
-        choice = choose(people, boxes, None, index if person == "by_index" else None)
-        rule = f"person {index} from the left" if person == "by_index" else "the largest person"
-    if choice.person is None or not has_body(choice.person):
-        raise InputError("No person found in the reference image. Use a reference that shows one person "
-                         "clearly (whole body if possible), or supply the reference pose as POSE_KEYPOINT.")
-    if count <= 1:
-        return choice.person, ""
-    x0, y0, x1, y1 = (int(round(v)) for v in choice.box)
-    note = (f"The reference image shows {count} people; animating {rule}, box x {x0}-{x1}, y {y0}-{y1} px. "
-            "Switch 'person' to largest_tracked or by_index to pick another.")
-    log.warning(note)
-    return choice.person, note
 
 
 def _fit(reference: Person, frames: list[PoseFrame], empty: list[bool], driving: Person,
@@ -105,19 +42,10 @@ def _fit(reference: Person, frames: list[PoseFrame], empty: list[bool], driving:
     return fit_alignment(reference["body"], subset, bodies, ref_hw, frame_hw)
 
 
-def _scene(ref: _Detected, detected: list[_Detected], driving: Person, missing: list[int], empty: str,
-           fit: Alignment) -> tuple[PoseFrame, ...]:
-    """Every person as the official skeleton images show them: the chosen one (the first, final
-    ``driving`` pose) and the others aligned by ``fit``; a frame filled by interpolate or hold
-    shows only its filled pose."""
-    filled = set(missing) if empty != "official" else set()
-    frames = [PoseFrame.from_people(ref.people)]
-    for k, d in enumerate(detected):
-        chosen = {f: v[k] for f, v in driving.items()}
-        others = [] if k in filled else [{**p, **{f: fit.apply(p[f]) for f in ("body", "hands", "faces")}}
-                                         for p in d.people[1:]]
-        frames.append(PoseFrame.from_people([chosen] + others))
-    return tuple(frames)
+def _detected(image: ImagePeople) -> tuple[Detected, PoseFrame]:
+    """Our view of one DWPose result and the official dict (for the alignment fit)."""
+    frame = image.frame()
+    return Detected([clean(frame.person(i)) for i in range(frame.num_people)], image.boxes), frame
 
 
 def extract_poses(
@@ -155,41 +83,48 @@ def extract_poses(
         raise InputError(f"The reference must be one (H, W, 3) uint8 image, got {reference.shape} {reference.dtype}.")
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0 or frames.dtype != np.uint8:
         raise InputError(f"The driving frames must be (N, H, W, 3) uint8 with N >= 1, got {frames.shape} {frames.dtype}.")
-    if person not in PERSON_CHOICES:
-        raise InputError(f"Unknown person choice '{person}'; pick one of {', '.join(PERSON_CHOICES)}.")
+    check_person(person)
     if empty_frames not in EMPTY_FRAMES:
         raise InputError(f"Unknown empty-frame policy '{empty_frames}'; pick one of {', '.join(EMPTY_FRAMES)}.")
     total = len(frames) + 1
     (ref_image,) = detector([reference])
-    ref = _Detected.of(ref_image)
-    ref_person, note = _choose_reference(ref, person, person_index)
+    ref, _ = _detected(ref_image)
+    ref_person, note = choose_reference(ref, person, person_index)
+    if ref_person is None:
+        raise InputError("No person found in the reference image. Use a reference that shows one person "
+                         "clearly (whole body if possible), or supply the reference pose as POSE_KEYPOINT.")
     if progress:
         progress(1, total)
 
-    detected: list[_Detected] = []
+    detected: list[Detected] = []
+    official: list[PoseFrame] = []  # every person of every frame, for the official fit
     for start in range(0, len(frames), max(1, batch_size)):
         if should_stop:
             should_stop()
-        detected.extend(_Detected.of(image) for image in detector(list(frames[start:start + batch_size])))
+        for image in detector(list(frames[start:start + batch_size])):
+            d, frame = _detected(image)
+            detected.append(d)
+            official.append(frame)
         if progress:
             progress(1 + len(detected), total)
 
-    if person == "official":
-        choices = [d.first() for d in detected]
-    else:
-        choices = track((d.with_body() for d in detected), person_index if person == "by_index" else None)
+    choices = choose_driving(detected, person, person_index)
     driving, missing = fill(choices, empty=empty_frames, whole_image=[d.people[0] for d in detected])
     height, width = reference.shape[:2]
     fit = Alignment.identity()
     if align:
-        fit = _fit(ref_person, [d.frame for d in detected], [d.fallback for d in detected], driving,
+        fit = _fit(ref_person, official, [d.fallback for d in detected], driving,
                    (height, width), frames.shape[1:3], fit_on_empty_frames)
     for k in ("body", "hands", "faces"):
         driving[k] = fit.apply(driving[k])
     if retarget:
         driving = retarget_limbs(ref_person, driving, height, width)
     driving = smooth_keypoints(driving, height, width, window=smooth_window, max_shift=smooth_max_shift)
-    scene = _scene(ref, detected, driving, missing, empty_frames, fit) if person == "official" else None
+    scene = None
+    if person == "official":
+        filled = set(missing) if empty_frames != "official" else set()
+        scene = build_scene(ref.people, detected, driving, filled,
+                            lambda p: {**p, **{f: fit.apply(p[f]) for f in ("body", "hands", "faces")}})
     poses = to_sequence(ref_person, driving, missing, height, width)
     poses.scene, poses.note = scene, note
     return poses
