@@ -3,10 +3,9 @@
 Shared by DWPose extraction and the POSE_KEYPOINT reader. Tracked person rules (among people
 with at least one visible body point): the video starts from its first frame with people, taking
 the largest box (or, with an index, the index-th person counted from the left by box center,
-when there are that many);
-then it keeps the person whose box overlaps the previous choice most (IoU), or, when no box
-overlaps it, the one whose box center is nearest. (The official choice, the first detection of
-each frame, lives in ``extract.py``.)
+when there are that many); then it keeps the person whose box overlaps the previous choice most
+(IoU), or, when no box overlaps it, the one whose box center is nearest. (The official choice,
+the first detection of each frame, and the switch between the rules live in ``people.py``.)
 
 A frame without a person is filled by the empty-frame policy (``EMPTY_FRAMES``): ``interpolate``
 linearly interpolates the coordinates between the previous and next frames with a person, scores
