@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, ModelFileError
+from .frames import FrameSampling
 from .image import fit_to_canvas, target_size
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
@@ -111,11 +112,42 @@ def canvas_for(reference: torch.Tensor, resolution: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- stages
+def select_frames(frames: torch.Tensor, fps: float, sampling: FrameSampling = FrameSampling(),
+                  ) -> tuple[torch.Tensor, float]:
+    """The driving frames the official run keeps (``frames.py``) and the fps they play at."""
+    from .frames import sample_frames
+
+    if frames.ndim != 4 or frames.shape[0] < 1:
+        raise InputError(f"The driving video has no frames (got shape {tuple(frames.shape)}). "
+                         "Check the video file and the loader's frame settings.")
+    sampled = sample_frames(int(frames.shape[0]), fps, sampling)
+    return frames[list(sampled.indices)], sampled.fps
+
+
+def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: FrameSampling = FrameSampling(), *,
+                           reference_first: bool = True) -> tuple[list[dict], float]:
+    """The same frame rule on a POSE_KEYPOINT list; with ``reference_first`` its first entry is
+    the reference pose (the layout ``poses_from_keypoints`` reads) and is always kept."""
+    from .frames import take
+
+    items = list(pose_keypoint or [])
+    head, driving = (items[:1], items[1:]) if reference_first else ([], items)
+    kept, sampled = take(driving, fps, sampling)
+    return head + kept, sampled.fps
+
+
 def extract_poses(
     detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
-    align: bool = True, progress: Progress = None, should_stop: ShouldStop = None,
+    align: bool = True, person: str = "official", person_index: int = 0, empty_frames: str = "official",
+    fit_on_empty_frames: bool = True, retarget: bool = False, smooth_window: int = 0,
+    smooth_max_shift: float = 8.0, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
-    """DWPose on the reference (on its canvas) and every driving frame -> poses + skeleton IMAGE."""
+    """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton IMAGE.
+
+    Pick the frames first with ``select_frames``. ``person`` / ``empty_frames`` / ``retarget`` /
+    ``smooth_*``: see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
+    several people was taken ("" otherwise), for the node's log and preview.
+    """
     from .pose.extract import extract_poses as run_extract
     from .pose.render import render_poses
 
@@ -124,23 +156,41 @@ def extract_poses(
                          f"got shape {tuple(frames.shape)}.")
     height, width = canvas_for(reference, resolution)
     ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
-    poses = run_extract(detector, ref, to_uint8(frames), align=align,
+    poses = run_extract(detector, ref, to_uint8(frames), align=align, person=person, person_index=person_index,
+                        empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
+                        retarget=retarget, smooth_window=smooth_window, smooth_max_shift=smooth_max_shift,
                         progress=progress, should_stop=should_stop)
     return poses, to_image(render_poses(poses))
 
 
+def person_preview(skeletons: torch.Tensor, poses: PoseSequence) -> torch.Tensor:
+    """The skeleton IMAGE for display: when the reference shows several people (``poses.note``),
+    its first frame outlines the one taken. ``animate`` renders its own skeletons, so this never
+    reaches PoseNet."""
+    from .pose.render import outline_reference_person
+
+    if not poses.note:
+        return skeletons
+    return to_image(outline_reference_person(to_uint8(skeletons), poses))
+
+
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
-    reference_keypoint: list[dict] | None = None,
+    reference_keypoint: list[dict] | None = None, person: str = "official", person_index: int = 0,
+    empty_frames: str = "official", retarget: bool = False, smooth_window: int = 0, smooth_max_shift: float = 8.0,
 ) -> tuple[PoseSequence, torch.Tensor]:
     """POSE_KEYPOINT -> poses + skeleton IMAGE. Without ``reference_keypoint`` the first frame
-    of ``pose_keypoint`` is the reference pose, the rest are the driving frames."""
+    of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
+    first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
+    ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
     from .pose.keypoint_json import from_pose_keypoint
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
-                               reference=reference_keypoint)
+                               reference=reference_keypoint, person=person, person_index=person_index,
+                               empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,
+                               smooth_max_shift=smooth_max_shift)
     return poses, to_image(render_poses(poses))
 
 

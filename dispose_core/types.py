@@ -7,6 +7,7 @@ Flows are in pixels of the generation canvas, channel 0 = dx, channel 1 = dy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +33,14 @@ class PoseSequence:
     faces_score: np.ndarray  # (F, 68)
     height: int  # generation canvas
     width: int
-    # sequence indices (driving frame k = index k+1) of frames with no person, filled from neighbours
+    # sequence indices (driving frame k = index k+1) of frames with no person, filled by the
+    # empty-frame policy (pose/extract.py)
     filled_frames: tuple[int, ...] = field(default=())
+    # every person of each frame as the skeleton images show them (pose.frame.PoseFrame, aligned
+    # like the chosen person); None: only the chosen person is drawn
+    scene: tuple[Any, ...] | None = None
+    # which person was taken when the reference shows several (for the node's log and preview)
+    note: str = ""
 
     @property
     def num_frames(self) -> int:

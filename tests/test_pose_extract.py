@@ -56,7 +56,7 @@ def test_main_person_is_largest_and_tracked_by_overlap():
     frames = [image(FRAME_HW, person(10, 10, 40, 80, seed=3), person(100, 5, 150, 85, seed=4)),
               # the other person is now larger, but the tracked one still overlaps the previous box
               image(FRAME_HW, person(0, 0, 160, 90, seed=5), person(14, 12, 44, 82, seed=6))]
-    poses, det = run(image(REF_HW, small, big), frames, align=False, batch_size=8)
+    poses, det = run(image(REF_HW, small, big), frames, align=False, batch_size=8, person="largest_tracked", empty_frames="interpolate")
     np.testing.assert_allclose(poses.body[0], big[1][:18] / [REF_HW[1], REF_HW[0]], rtol=1e-6)
     # first driving frame: largest box is the 2nd person
     np.testing.assert_allclose(poses.body[1], frames[0].keypoints[1, :18] / [FRAME_HW[1], FRAME_HW[0]], rtol=1e-6)
@@ -66,7 +66,7 @@ def test_main_person_is_largest_and_tracked_by_overlap():
 def test_tracking_jumps_to_nearest_when_nothing_overlaps():
     frames = [image(FRAME_HW, person(10, 10, 40, 80, seed=3)),
               image(FRAME_HW, person(120, 0, 159, 89, seed=4), person(45, 10, 75, 80, seed=5))]
-    poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=False)
+    poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=False, person="largest_tracked", empty_frames="interpolate")
     np.testing.assert_allclose(poses.body[2], frames[1].keypoints[1, :18] / [FRAME_HW[1], FRAME_HW[0]], rtol=1e-6)
 
 
@@ -76,7 +76,8 @@ def test_frames_without_person_are_interpolated_and_reported(caplog):
               image(FRAME_HW, person(20, 10, 50, 80, score=0.2, seed=7)),  # detected, nothing visible
               image(FRAME_HW, b), image(FRAME_HW)]
     with caplog.at_level(logging.WARNING):
-        poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=False, batch_size=4)
+        poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=False, batch_size=4,
+                       person="largest_tracked", empty_frames="interpolate")
     assert poses.filled_frames == (1, 3, 4, 6)
     assert "3 of 6" not in caplog.text and "4 of 6" in caplog.text and "0, 2, 3, 5" in caplog.text
     norm = np.array([FRAME_HW[1], FRAME_HW[0]])
@@ -93,7 +94,7 @@ def test_nan_and_zero_scores_never_crash_or_leak():
     bad[2][:5] = np.nan
     bad[1][5] = np.nan
     frames = [image(FRAME_HW, bad), image(FRAME_HW, person(10, 10, 40, 80, score=0.0, seed=4))]
-    poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=True)
+    poses, _ = run(image(REF_HW, person(5, 5, 60, 120)), frames, align=True, person="largest_tracked", empty_frames="interpolate")
     for arr in (poses.body, poses.body_score, poses.hands, poses.faces, poses.faces_score):
         assert np.isfinite(arr).all()
     assert (poses.body_subset[1, :5] == -1).all() and poses.filled_frames == (2,)

@@ -20,6 +20,13 @@ LEFT_HAND = slice(92, 113)
 RIGHT_HAND = slice(113, 134)
 
 
+def _subset(body_score: np.ndarray) -> np.ndarray:
+    """The official subset: 18 * person + j where the body score is > 0.3, else -1."""
+    n = body_score.shape[0]
+    index = 18 * np.arange(n)[:, None] + np.arange(18)[None, :]
+    return np.where(body_score > VISIBLE_SCORE, index, -1).astype(body_score.dtype)
+
+
 @dataclass
 class PoseFrame:
     """One image's people. ``n`` people; hands are all left hands, then all right hands."""
@@ -42,15 +49,28 @@ class PoseFrame:
         kps = keypoints / np.array([float(width), float(height)])
         n = kps.shape[0]
         body_score = scores[:, BODY]
-        index = 18 * np.arange(n)[:, None] + np.arange(18)[None, :]
         return cls(
             candidate=kps[:, BODY].reshape(n * 18, 2).copy(),
-            subset=np.where(body_score > VISIBLE_SCORE, index, -1).astype(body_score.dtype),
+            subset=_subset(body_score),
             score=body_score.copy(),
             hands=np.concatenate([kps[:, LEFT_HAND], kps[:, RIGHT_HAND]], 0),
             hands_score=np.concatenate([scores[:, LEFT_HAND], scores[:, RIGHT_HAND]], 0),
             faces=kps[:, FACE].copy(),
             faces_score=scores[:, FACE].copy(),
+        )
+
+    @classmethod
+    def from_people(cls, people: list[dict[str, np.ndarray]]) -> "PoseFrame":
+        """Several people given as ``track.FIELDS`` dicts (the inverse of ``person``)."""
+        score = np.stack([p["body_score"] for p in people])
+        return cls(
+            candidate=np.concatenate([p["body"] for p in people]),
+            subset=_subset(score),
+            score=score,
+            hands=np.concatenate([np.stack([p["hands"][side] for p in people]) for side in (0, 1)]),
+            hands_score=np.concatenate([np.stack([p["hands_score"][side] for p in people]) for side in (0, 1)]),
+            faces=np.stack([p["faces"] for p in people]),
+            faces_score=np.stack([p["faces_score"] for p in people]),
         )
 
     @classmethod

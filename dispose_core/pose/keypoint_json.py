@@ -25,9 +25,12 @@ import numpy as np
 from ..errors import InputError
 from ..image import cover_crop
 from ..types import PoseSequence
-from .align import fit_alignment
+from .align import Alignment, fit_alignment
 from .frame import VISIBLE_SCORE
-from .track import POINT_FIELDS, Person, choose, clean, fill, has_body, to_sequence, track
+from .retarget import retarget_limbs
+from .smooth import smooth_keypoints
+from .people import Detected, build_scene, choose_driving, choose_reference
+from .track import POINT_FIELDS, Person, clean, fill, has_body, to_sequence
 
 PART_SIZES = {"pose_keypoints_2d": 18, "hand_left_keypoints_2d": 21, "hand_right_keypoints_2d": 21,
               "face_keypoints_2d": 68}
@@ -113,15 +116,23 @@ def _body_box(person: Person, height: int, width: int) -> np.ndarray:
     return np.concatenate([pts.min(0), pts.max(0)])
 
 
-def _read_frame(frame, where: str) -> tuple[list[Person], np.ndarray, tuple[int, int]]:
-    """People with a visible body, their boxes, and the frame's canvas (H, W)."""
+def _read_frame(frame, where: str) -> tuple[Detected, tuple[int, int]]:
+    """The frame's people in their listed order with boxes around their visible body points (zero
+    without one), and the frame's canvas (H, W)."""
     if not isinstance(frame, Mapping) or not isinstance(frame.get("people", []), Sequence):
         raise InputError(f"{where} is not an OpenPose dict. {FORMAT_HINT}")
     h, w = _canvas(frame, where)
     people = [_read_person(p, h, w, f"{where}, person {i}") for i, p in enumerate(frame.get("people") or [])]
-    people = [p for p in people if has_body(p)]
-    boxes = np.stack([_body_box(p, h, w) for p in people]) if people else np.zeros((0, 4))
-    return people, boxes, (h, w)
+    boxes = [_body_box(p, h, w) if has_body(p) else np.zeros(4) for p in people]
+    return Detected(people, np.stack(boxes) if boxes else np.zeros((0, 4))), (h, w)
+
+
+def _aligned(person: Person, fit: Alignment) -> Person:
+    """``fit`` applied to the points present in the JSON; absent ones stay at (0, 0)."""
+    out = dict(person)
+    for xy, sc in POINT_FIELDS:
+        out[xy] = np.where((person[sc] > 0)[..., None], fit.apply(person[xy]), 0.0)
+    return out
 
 
 def _onto_canvas(person: Person, src_hw: tuple[int, int], height: int, width: int) -> Person:
@@ -139,15 +150,20 @@ def _onto_canvas(person: Person, src_hw: tuple[int, int], height: int, width: in
 
 
 def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width: int, align: bool = True,
-                       reference: Sequence[Mapping] | Mapping | None = None) -> PoseSequence:
-    """POSE_KEYPOINT -> one person's PoseSequence on the (height, width) generation canvas.
+                       reference: Sequence[Mapping] | Mapping | None = None, person: str = "official",
+                       person_index: int = 0, empty_frames: str = "official", retarget: bool = False,
+                       smooth_window: int = 0, smooth_max_shift: float = 8.0) -> PoseSequence:
+    """POSE_KEYPOINT -> the chosen person's PoseSequence on the (height, width) generation canvas.
 
     Without ``reference``, ``data[0]`` is the reference frame and ``data[1:]`` the driving
     frames (the layout ``to_pose_keypoint`` writes); with it (one frame, e.g. the DWPose
     Estimator run on the reference image), all of ``data`` are driving frames. The reference
     is mapped onto the canvas like the reference image (cover-resize + center crop). People
-    are chosen, tracked and gaps filled as in DWPose extraction; ``align`` fits the official
-    rescale using only the points that are present in the JSON.
+    are chosen as in DWPose extraction (``people.py``; ``official``: each frame's first listed
+    person, everyone drawn). Frames without people follow ``empty_frames``; the JSON carries no
+    whole-image estimate, so ``official`` interpolates there. ``align`` fits the official rescale
+    using only the points that are present in the JSON; ``retarget`` then gives every bone the
+    reference's length (``retarget.py``, not official); ``smooth_*`` as in ``smooth.py``.
     """
     frames = [data] if isinstance(data, Mapping) else list(data or [])
     if reference is None:
@@ -162,21 +178,30 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
                              f"and the driving POSE_KEYPOINT at least one (got {len(frames)}).")
         ref_frame = refs[0]
 
-    ref_people, ref_boxes, ref_hw = _read_frame(ref_frame, "Reference POSE_KEYPOINT frame")
-    ref = choose(ref_people, ref_boxes, None)
-    if ref.person is None:
+    ref, ref_hw = _read_frame(ref_frame, "Reference POSE_KEYPOINT frame")
+    chosen, note = choose_reference(ref, person, person_index)
+    if chosen is None:
         raise InputError("The reference POSE_KEYPOINT frame has no person with a visible body point.")
-    ref_person = _onto_canvas(ref.person, ref_hw, height, width)
+    ref_person = _onto_canvas(chosen, ref_hw, height, width)
 
     parsed = [_read_frame(f, f"POSE_KEYPOINT frame {k}") for k, f in enumerate(frames)]
-    driving, missing = fill(track((p, b) for p, b, _ in parsed))
+    detected = [d for d, _ in parsed]
+    empty = "interpolate" if empty_frames == "official" else empty_frames
+    driving, missing = fill(choose_driving(detected, person, person_index), empty=empty)
+    fit = Alignment.identity()
     if align:
-        singles = [p[0] for p, _, _ in parsed if len(p) == 1]
+        singles = [s[0] for s in (d.with_body()[0] for d in detected) if len(s) == 1]
         bodies = np.stack([s["body"] for s in singles]) if singles else driving["body"]
         visible = (np.stack([s["body_score"] for s in singles]) if singles else driving["body_score"]) > VISIBLE_SCORE
         subset = np.where(ref_person["body_score"] > VISIBLE_SCORE, 0.0, -1.0)
-        fit = fit_alignment(ref_person["body"], subset, bodies, (height, width), parsed[0][2], driving_visible=visible)
-        for xy, sc in POINT_FIELDS:
-            present = (driving[sc] > 0)[..., None]
-            driving[xy] = np.where(present, fit.apply(driving[xy]), 0.0)
-    return to_sequence(ref_person, driving, missing, height, width)
+        fit = fit_alignment(ref_person["body"], subset, bodies, (height, width), parsed[0][1], driving_visible=visible)
+        driving = _aligned(driving, fit)
+    if retarget:
+        driving = retarget_limbs(ref_person, driving, height, width)
+    driving = smooth_keypoints(driving, height, width, window=smooth_window, max_shift=smooth_max_shift)
+    poses = to_sequence(ref_person, driving, missing, height, width)
+    if person == "official":
+        ref_people = [ref_person] + [_onto_canvas(p, ref_hw, height, width) for p in ref.people[1:]]
+        poses.scene = build_scene(ref_people, detected, driving, set(missing), lambda p: _aligned(p, fit))
+    poses.note = note
+    return poses

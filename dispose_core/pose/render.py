@@ -160,10 +160,34 @@ def draw_pose(frame: PoseFrame, height: int, width: int, *, canvas: np.ndarray |
 
 
 def render_poses(poses: PoseSequence) -> np.ndarray:
-    """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs."""
+    """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs.
+
+    With ``poses.scene`` every person in it is drawn (official), else only the chosen person.
+    """
     h, w = poses.height, poses.width
     canvas = np.zeros(canvas_shape(h, w), np.uint8)
     out = np.empty((poses.num_frames, h, w, 3), np.uint8)
     for f in range(poses.num_frames):
-        draw_pose(PoseFrame.from_sequence(poses, f), h, w, canvas=canvas, out=out[f])
+        frame = poses.scene[f] if poses.scene is not None else PoseFrame.from_sequence(poses, f)
+        draw_pose(frame, h, w, canvas=canvas, out=out[f])
+    return out
+
+
+OUTLINE_COLOR = (255, 255, 255)
+OUTLINE_MARGIN = 4  # pixels around the body points
+
+
+def outline_reference_person(images: np.ndarray, poses: PoseSequence) -> np.ndarray:
+    """A copy of skeleton images (F, H, W, 3) uint8 with a white box around the chosen person's
+    visible body points in the reference frame: a preview of which person was taken. Never feed
+    the outlined images to PoseNet."""
+    out = images.copy()
+    visible = poses.body_subset[0] >= 0
+    if not visible.any():
+        return out
+    pts = poses.body[0][visible] * [poses.width, poses.height]
+    (x0, y0), (x1, y1) = pts.min(0) - OUTLINE_MARGIN, pts.max(0) + OUTLINE_MARGIN
+    frame = np.ascontiguousarray(out[0])
+    cv2.rectangle(frame, (int(x0), int(y0)), (int(np.ceil(x1)), int(np.ceil(y1))), OUTLINE_COLOR, thickness=1)
+    out[0] = frame
     return out

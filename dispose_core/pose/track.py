@@ -1,14 +1,18 @@
 """One person through a video: choose, track, fill gaps, stack into a PoseSequence.
 
-Shared by DWPose extraction and the POSE_KEYPOINT reader. Person rule: the main person is the
-one with the largest box (among people with at least one visible body point); a video starts
-from its first frame with people and then keeps the person whose box overlaps the previous
-choice most (IoU), or, when no box overlaps it, the one whose box center is nearest.
+Shared by DWPose extraction and the POSE_KEYPOINT reader. Tracked person rules (among people
+with at least one visible body point): the video starts from its first frame with people, taking
+the largest box (or, with an index, the index-th person counted from the left by box center,
+when there are that many); then it keeps the person whose box overlaps the previous choice most
+(IoU), or, when no box overlaps it, the one whose box center is nearest. (The official choice,
+the first detection of each frame, and the switch between the rules live in ``people.py``.)
 
-A frame without a person is filled from its neighbours — coordinates linearly interpolated
-between the previous and next frames with a person, scores the smaller of the two (the nearest
-frame at the ends) — and reported in ``PoseSequence.filled_frames`` (sequence indices: driving
-frame k is index k+1) and in a log warning.
+A frame without a person is filled by the empty-frame policy (``EMPTY_FRAMES``): ``interpolate``
+linearly interpolates the coordinates between the previous and next frames with a person, scores
+the smaller of the two (the nearest frame at the ends); ``hold`` repeats the last pose (the first
+one before any was found); ``official`` takes a pose given per frame (DWPose's whole-image
+estimate). Filled frames are reported in ``PoseSequence.filled_frames`` (sequence indices:
+driving frame k is index k+1) and in a log warning.
 """
 from __future__ import annotations
 
@@ -61,11 +65,14 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(_area(box) + _area(boxes) - inter, 1e-9)
 
 
-def choose(people: list[Person], boxes: np.ndarray, previous: np.ndarray | None) -> Choice:
-    """The main person (largest box) or, with a previous box, the tracked one."""
+def choose(people: list[Person], boxes: np.ndarray, previous: np.ndarray | None, index: int | None = None) -> Choice:
+    """The main person (largest box, or the ``index``-th from the left when there are that many)
+    or, with a previous box, the tracked one."""
     if not people:
         return Choice(None, None)
-    if previous is None:
+    if previous is None and index is not None and index < len(people):
+        pick = int(np.argsort((boxes[:, 0] + boxes[:, 2]) / 2, kind="stable")[index])
+    elif previous is None:
         pick = int(np.argmax(_area(boxes)))
     else:
         iou = _iou(previous, boxes)
@@ -77,32 +84,48 @@ def choose(people: list[Person], boxes: np.ndarray, previous: np.ndarray | None)
     return Choice(people[pick], boxes[pick])
 
 
-def track(frames: Iterable[tuple[list[Person], np.ndarray]]) -> list[Choice]:
+def track(frames: Iterable[tuple[list[Person], np.ndarray]], index: int | None = None) -> list[Choice]:
     """Choose per frame, each time against the last frame that had a person."""
     choices, previous = [], None
     for people, boxes in frames:
-        choice = choose(people, boxes, previous)
+        choice = choose(people, boxes, previous, index)
         previous = choice.box if choice.box is not None else previous
         choices.append(choice)
     return choices
 
 
-def fill(choices: list[Choice], what: str = "driving frames") -> tuple[Person, list[int]]:
-    """Stack the chosen people over the frames (leading axis); interpolate frames without one."""
+EMPTY_FRAMES = ("official", "interpolate", "hold")
+_FILLED_BY = {"official": "used DWPose's whole-image pose estimate (official)",
+              "interpolate": "filled from neighbouring frames", "hold": "repeated the last pose"}
+
+
+def fill(choices: list[Choice], what: str = "driving frames", empty: str = "interpolate",
+         whole_image: list[Person | None] | None = None) -> tuple[Person, list[int]]:
+    """Stack the chosen people over the frames (leading axis); frames without one follow ``empty``.
+
+    ``whole_image`` gives the pose the ``official`` policy takes for each frame.
+    """
+    if empty not in EMPTY_FRAMES:
+        raise InputError(f"Unknown empty-frame policy '{empty}'; pick one of {', '.join(EMPTY_FRAMES)}.")
     have = np.flatnonzero([c.person is not None for c in choices])
     if len(have) == 0:
-        raise InputError(f"No person found in any of the {len(choices)} {what}. "
-                         "Check that the driving video shows a person.")
+        raise InputError(f"No person found in any of the {len(choices)} {what} (0-based frames 0-"
+                         f"{len(choices) - 1}). Check that the driving video shows a person.")
     missing = np.setdiff1d(np.arange(len(choices)), have)
     template = choices[have[0]].person
     stacked = {k: np.zeros((len(choices),) + template[k].shape, np.float32) for k in FIELDS}
     for i in have:
         for k in FIELDS:
             stacked[k][i] = choices[i].person[k]
-    if len(missing):
+    if empty == "official" and len(missing):
+        for i in missing:
+            for k in FIELDS:
+                stacked[k][i] = whole_image[i][k]
+    elif len(missing):
         nxt = np.searchsorted(have, missing)
         before = np.where(nxt == 0, have[0], have[np.maximum(nxt - 1, 0)])
         after = np.where(nxt == len(have), have[-1], have[np.minimum(nxt, len(have) - 1)])
+        after = before if empty == "hold" else after
         t = ((missing - before) / np.maximum(after - before, 1)).astype(np.float32)
         for k in FIELDS:
             a, b = stacked[k][before], stacked[k][after]
@@ -110,8 +133,9 @@ def fill(choices: list[Choice], what: str = "driving frames") -> tuple[Person, l
                 stacked[k][missing] = np.minimum(a, b)
             else:
                 stacked[k][missing] = a + (b - a) * t.reshape((-1,) + (1,) * (a.ndim - 1))
-        log.warning("No person found in %d of %d %s (0-based: %s); filled from neighbouring frames.",
-                    len(missing), len(choices), what, ", ".join(map(str, missing.tolist())))
+    if len(missing):
+        log.warning("No person found in %d of %d %s (0-based: %s); %s.", len(missing), len(choices), what,
+                    ", ".join(map(str, missing.tolist())), _FILLED_BY[empty])
     return stacked, missing.tolist()
 
 

@@ -1,0 +1,120 @@
+"""The command line on the user's own files: python -m dispose_core.demo --reference IMG --video VIDEO.
+
+Inputs are a PNG and an mp4 written here (PyAV, as tests/test_host_comfyui.py does); the models
+are the tiny random ones. Expected frame counts and fps follow the official sampling by hand:
+20 frames at 30 fps -> stride 2 -> 10 frames at 15 fps; at 60 fps -> stride 4 -> 5 frames at 15 fps.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from dispose_core import demo
+
+
+def write_mp4(path, fps: int, frames: int, hw=(96, 64)):
+    """A driving mp4 whose frame i has the grey level 10 * i in its top row (to see which were kept)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = hw[1], hw[0], "yuv420p"
+        container.start_encoding()  # writes the file even with no frames
+        for i in range(frames):
+            frame = np.full((*hw, 3), 10 * i, np.uint8)
+            frame[20 + 2 * i:60 + 2 * i, 16:48] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_png(path, hw=(96, 64)):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (*hw, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def video_info(path) -> tuple[int, Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for _ in container.decode(stream)), stream.average_rate
+
+
+def cli(tmp_path, tiny_models_dir, fps: int, *extra: str):
+    out = tmp_path / "out"
+    demo.main(["--reference", str(write_png(tmp_path / "ref.png")),
+               "--video", str(write_mp4(tmp_path / "drive.mp4", fps, 20)),
+               "--models", str(tiny_models_dir), "--out", str(out), "--steps", "1", "--resolution", "64", *extra])
+    return out
+
+
+def test_30fps_clip_gives_10_frames_at_15fps(tmp_path, tiny_models_dir, capsys):
+    out = cli(tmp_path, tiny_models_dir, 30)
+    assert video_info(out / "animation.mp4") == (10, 15)
+    assert video_info(out / "preview_skeletons.mp4") == (11, 15)  # reference + 10
+    text = capsys.readouterr().out
+    assert "at 30 fps: 10 frames kept" in text and "DWPose: 11/11" in text and "10 animation frames at 15 fps" in text
+
+
+def test_60fps_clip_gives_a_quarter_of_its_frames(tmp_path, tiny_models_dir):
+    assert video_info(cli(tmp_path, tiny_models_dir, 60, "--retarget") / "animation.mp4") == (5, 15)
+
+
+def test_max_frames_and_skip(tmp_path, tiny_models_dir):
+    out = cli(tmp_path, tiny_models_dir, 30, "--max-frames", "3", "--skip-first-frames", "1", "--stride", "1",
+              "--smooth-window", "3")
+    assert video_info(out / "animation.mp4") == (3, 30)
+
+
+def test_reader_keeps_the_official_frames(tmp_path):
+    from dispose_core.frames import FrameSampling
+    from dispose_core.media import read_video
+
+    frames, fps, source = read_video(write_mp4(tmp_path / "v.mp4", 50, 20), FrameSampling())
+    levels = (frames[:, 0, 0, 0] * 255).round().tolist()
+    assert fps == 12.5 and source == 50
+    assert levels == pytest.approx([0, 40, 80, 120, 160], abs=3)  # frames 0, 4, 8, 12, 16
+
+
+def error_of(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        demo.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    return err
+
+
+def test_bad_files_end_with_one_message(tmp_path, tiny_models_dir, capsys):
+    png, mp4 = write_png(tmp_path / "ref.png"), write_mp4(tmp_path / "drive.mp4", 30, 4)
+    common = ["--models", str(tiny_models_dir), "--out", str(tmp_path / "o"), "--steps", "1", "--resolution", "64"]
+    assert "'nope.png' does not exist" in error_of(capsys, ["--reference", "nope.png", "--video", str(mp4)] + common)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert "Cannot read the reference image" in error_of(
+        capsys, ["--reference", str(tmp_path / "bad.png"), "--video", str(mp4)] + common)
+    (tmp_path / "bad.mp4").write_bytes(b"\x00" * 64)
+    assert "Cannot read the driving video" in error_of(
+        capsys, ["--reference", str(png), "--video", str(tmp_path / "bad.mp4")] + common)
+    empty = write_mp4(tmp_path / "empty.mp4", 30, 0)
+    assert "has no frames" in error_of(capsys, ["--reference", str(png), "--video", str(empty)] + common)
+    assert "skip_first_frames is 9" in error_of(
+        capsys, ["--reference", str(png), "--video", str(mp4), "--skip-first-frames", "9"] + common)
+
+
+def test_image_without_a_person(tmp_path, tiny_models_dir, capsys, monkeypatch):
+    """A detector that finds nobody (zero network outputs, as in tests/test_pose_dwpose.py)."""
+    import dispose_core.pose.dwpose as dwpose
+    from test_pose_dwpose import FakeSession
+
+    def nobody(*_args, **_kw):
+        det = FakeSession((1, 3, 640, 640), [(1, 8400, 85)], [[np.zeros((1, 8400, 85), np.float32)]] * 99)
+        pose = FakeSession((1, 3, 384, 288), [(1, 133, 576), (1, 133, 768)],
+                           [[np.zeros((1, 133, 576), np.float32), np.zeros((1, 133, 768), np.float32)]] * 99)
+        return dwpose.DWPose(det, pose)
+
+    monkeypatch.setattr(dwpose, "load_dwpose", nobody)
+    png, mp4 = write_png(tmp_path / "ref.png"), write_mp4(tmp_path / "drive.mp4", 30, 4)
+    err = error_of(capsys, ["--reference", str(png), "--video", str(mp4), "--models", str(tiny_models_dir),
+                            "--out", str(tmp_path / "o"), "--steps", "1", "--resolution", "64"])
+    assert "No person found in the reference image" in err
