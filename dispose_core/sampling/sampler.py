@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.cast_layers import compute_placement
 from ..models.svd_trunk import set_official_batch_quirk
 from ..models.units import Denoiser, ImageEncoder
 from ..types import check_frame_counts
@@ -144,7 +145,7 @@ class _TileModel:
         self.context, self.image_latent, self.time_ids = context, image_latent, time_ids
         self.pose_latents, self.control, self.features, self.active = pose_latents, control, features, active
         self.batch = context.shape[0]
-        self.dtype = next(unet.parameters()).dtype
+        self.dtype = compute_placement(unet)[1]
         self.official_quirk = getattr(unet, "official_batch_quirk", True)
         self._quirk: bool | None = None
 
@@ -173,16 +174,12 @@ class _TileModel:
                          down_block_additional_residuals=down, mid_block_additional_residual=mid)
 
 
-def _param(module: torch.nn.Module) -> torch.Tensor:
-    return next(module.parameters())
-
-
 @torch.no_grad()
 def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
     """PoseNet over all (F,H,W,3) frames once, kept in ``dtype``; chunked, so only ``chunk``
     frames exist at full resolution in float at a time."""
-    p = _param(pose_net)
-    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(p.device, p.dtype)).to(dtype)
+    device, net_dtype = compute_placement(pose_net)
+    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(device, net_dtype)).to(dtype)
                       for s in range(0, poses.shape[0], chunk)])
 
 
@@ -288,9 +285,9 @@ def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch
     ref_chw = _unit_range(plan.reference).permute(2, 0, 1)[None]
     enc = image_encoder.model
     emb = image_embedding(enc, clip_pixels(ref_chw, image_encoder.mean, image_encoder.std, image_encoder.size)
-                          .to(_param(enc).device, _param(enc).dtype))
+                          .to(*compute_placement(enc)))
     aug = ref_chw * 2.0 - 1.0 + plan.noise_aug * draws.noise_aug.to(ref_chw.device)
-    latent = reference_latent(vae, aug.to(_param(vae).device, _param(vae).dtype))
+    latent = reference_latent(vae, aug.to(*compute_placement(vae)))
     return EncodedReference(plan, emb, latent, draws.init)
 
 
@@ -325,7 +322,7 @@ def _prepare_denoise(encoded: EncodedReference, denoiser: Denoiser) -> _Run:
     plan = encoded.plan
     num_frames, (height, width), tile, steps = plan.num_frames, plan.size, plan.tile_size, plan.steps
     unet, control = denoiser.unet, plan.control
-    device, dtype = _param(unet).device, _param(unet).dtype
+    device, dtype = compute_placement(unet)
     emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
     ids = added_time_ids(plan.fps, plan.motion_bucket_id, plan.noise_aug).to(device, dtype)
     if plan.cfg:
