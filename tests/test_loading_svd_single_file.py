@@ -85,7 +85,8 @@ def _single_parts(tiny_models_dir, path):
 def test_missing_vae_tensor_is_named(tiny_models_dir, tmp_path):
     src = SVD_SINGLE_FILE.path_in(tiny_models_dir)
     bad = _rewrite(src, tmp_path / "svd.safetensors", drop=("first_stage_model.decoder.mid.block_2.time_stack.",))
-    with pytest.raises(CheckpointKeyError, match=r"8 missing keys: first_stage_model\.decoder\.mid\.block_2\.time_stack"):
+    with pytest.raises(CheckpointKeyError,
+                       match=r"8 missing keys: first_stage_model\.decoder\.mid\.block_2\.time_stack"):
         _single_parts(tiny_models_dir, bad)
 
 
@@ -149,5 +150,7 @@ def test_real_architecture_maps_to_open_clip_vit_h_names():
                                       "transformer.resblocks.31.attn.in_proj_weight", "ln_post.bias")} <= sgm
     vae = vae_key_map(shapes(meta_vae(SVD_XT_VAE_CONFIG)))
     assert VAE_PREFIX + "decoder.up.3.block.2.time_stack.out_layers.3.weight" in vae.values()
-    assert vae["decoder.up_blocks.0.resnets.0.spatial_res_block.conv1.weight"] == VAE_PREFIX + "decoder.up.3.block.0.conv1.weight"
-    assert vae["encoder.down_blocks.1.resnets.0.conv_shortcut.weight"] == VAE_PREFIX + "encoder.down.1.block.0.nin_shortcut.weight"
+    up = "decoder.up_blocks.0.resnets.0.spatial_res_block.conv1.weight"
+    assert vae[up] == VAE_PREFIX + "decoder.up.3.block.0.conv1.weight"  # SGM counts decoder levels upwards
+    shortcut = "encoder.down_blocks.1.resnets.0.conv_shortcut.weight"
+    assert vae[shortcut] == VAE_PREFIX + "encoder.down.1.block.0.nin_shortcut.weight"

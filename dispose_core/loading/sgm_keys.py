@@ -89,7 +89,8 @@ def _vae_key(key: str, num_up: int) -> str:
     if side not in ("encoder", "decoder"):
         raise UnmappedKeyError(key)
     resnet = _video_resnet if side == "decoder" else (lambda block, r: f"{block}.{_resnet(r)}")
-    fixed = {"conv_in": "conv_in", "conv_out": "conv_out", "conv_norm_out": "norm_out", "time_conv_out": "conv_out.time_mix_conv"}
+    fixed = {"conv_in": "conv_in", "conv_out": "conv_out", "conv_norm_out": "norm_out",
+             "time_conv_out": "conv_out.time_mix_conv"}
     head, _, param = rest.rpartition(".")
     if head in fixed:
         return f"{side}.{fixed[head]}.{param}"

@@ -140,7 +140,8 @@ def _configs(path: Path, metadata: dict[str, str] | None) -> dict[str, dict]:
         configs = json.loads(text)
         return {name: dict(configs[name]) for name in SVD_XT_CONFIGS}
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"SVD single file: '{path}' has unreadable '{CONFIG_METADATA_KEY}' metadata: {exc}") from exc
+        raise ModelFileError(
+            f"SVD single file: '{path}' has unreadable '{CONFIG_METADATA_KEY}' metadata: {exc}") from exc
 
 
 def _unknown_keys(keys: list[str]) -> list[str]:
@@ -176,7 +177,8 @@ class SVDSingleFile(SVDSource):
                 parts.append(f"{len(missing)} missing keys: {name_preview(missing)}")
             if unexpected:
                 parts.append(f"{len(unexpected)} unexpected keys: {name_preview(unexpected)}")
-            parts.append(f"Check that the file is {SVD_SINGLE_FILE.name} (or svd_xt.safetensors), not a partial download.")
+            parts.append(f"Check that the file is {SVD_SINGLE_FILE.name} (or svd_xt.safetensors), "
+                         "not a partial download.")
             raise CheckpointKeyError("; ".join(parts))
         try:
             return convert(tensors, expected)
@@ -187,7 +189,8 @@ class SVDSingleFile(SVDSource):
         return self._read(VAE_PREFIX, vae_key_map, vae_from_sgm, expected, "SVD VAE (first_stage_model.*)")
 
     def read_image_encoder(self, expected: dict[str, torch.Size]) -> dict[str, torch.Tensor]:
-        return self._read(CLIP_PREFIX, clip_key_map, clip_from_open_clip, expected, "SVD image encoder (open_clip visual)")
+        return self._read(CLIP_PREFIX, clip_key_map, clip_from_open_clip, expected,
+                          "SVD image encoder (open_clip visual)")
 
 
 def read_svd_single_file(path: str | Path) -> SVDSingleFile:

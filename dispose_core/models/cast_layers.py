@@ -92,16 +92,20 @@ def compute_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     return getattr(model, "compute_device", param.device), getattr(model, "compute_dtype", param.dtype)
 
 
-def _set_placement(model: nn.Module, dtype: torch.dtype, device: torch.device | None = None) -> None:
+def set_placement(model: nn.Module, dtype: torch.dtype | None = None,
+                  device: torch.device | str | None = None) -> None:
     """Record on every submodule what it computes in (sub-models such as the point adapter ask too).
 
     fp8 storage records only the dtype: the device stays that of the weights, so a host that moves
-    the model (ComfyUI's ModelPatcher) moves where it computes. Streaming fixes the device.
+    the whole model (ComfyUI's ModelPatcher) moves where it computes. Streaming fixes the device;
+    so must a host that leaves some casting layers on the offload device (ComfyUI's partial load),
+    else the first parameter's device would decide.
     """
     for module in model.modules():
-        module.compute_dtype = dtype
+        if dtype is not None:
+            module.compute_dtype = dtype
         if device is not None:
-            module.compute_device = device
+            module.compute_device = torch.device(device)
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -135,7 +139,7 @@ def store_weights_fp8(model: nn.Module, *, scaled: bool = True) -> nn.Module:
         layer.weight = nn.Parameter(stored, requires_grad=False)
         if scaled:
             layer.register_buffer("weight_scale", scale.reshape(()), persistent=False)
-    _set_placement(model, dtype)
+    set_placement(model, dtype)
     return model
 
 
@@ -179,6 +183,6 @@ def stream_weights(model: nn.Module, load_device: torch.device | str, budget_byt
         for t in _layer_tensors(layer):
             t.data = t.data.to(load_device)
         used, resident = used + size, resident + 1
-    _set_placement(model, dtype, load_device)
+    set_placement(model, dtype, load_device)
     return StreamPlan(used, streamed_bytes, resident, streamed)
 
