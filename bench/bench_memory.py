@@ -4,8 +4,9 @@
     python3 bench/bench_memory.py --quick   # narrow UNet, fp32, for a smoke run
 
 What is measured: the peak resident memory (Linux VmHWM, reset with /proc/self/clear_refs after the
-models and inputs exist; glibc's mmap threshold fixed so freed heap cannot hide tensors) of one CFG tile call -- ControlNet forward, then UNet forward with its
-residuals; the second such call, after a warm-up one -- minus the resident memory just before it, each size in a fresh subprocess. The weights
+models and inputs exist; glibc's mmap threshold fixed so freed heap cannot hide tensors) of one CFG
+tile call -- ControlNet forward, then UNet forward with its residuals; the second such call, after
+a warm-up one -- minus the resident memory just before it, each size in a fresh subprocess. The weights
 are the real architectures (MimicMotion UNet 320/640/1280/1280, DisPose ControlNet) with constant
 values (built on the meta device and filled: no 2 B-parameter random init; values do not change
 memory). A least-squares line through the sizes gives bytes per latent pixel of the CFG batch

@@ -4,11 +4,11 @@ A tile call runs the DisPose ControlNet and then the MimicMotion UNet on the CFG
 frames, or 1 x without CFG) at latent size H/8 x W/8. Its peak activation memory was measured by
 ``python3 bench/bench_memory.py`` (2026-12-02, CPU, bfloat16, the real SVD-xt UNet and DisPose
 ControlNet widths, 4 sizes from 4x64x64 to 8x128x128 frames x pixels, a least-squares line through
-the peaks of a warm call): 56.3 MiB + 7704 B per latent pixel of the CFG batch, i.e. 3852 B per
-latent pixel per byte of the compute dtype; the four sizes lie within 2 % of that line (per-pixel
-ratios after the constant 0.99-1.00). The constant is per call, mostly the CPU backend's weight
-reorders; it is kept as a margin. ComfyUI's
-generic estimate for two diffusion models (``BaseModel.memory_required``) is 5.4x the measured slope.
+the peaks of a warm call): 56.4 MiB + 7694 B per latent pixel of the CFG batch, i.e. 3847 B per
+latent pixel per byte of the compute dtype; the four sizes lie within 3 % of that line (per-pixel
+ratios after the constant 0.97-1.00; an earlier run gave 3852 B). The constant is per call, mostly
+the CPU backend's weight reorders; it is kept as a margin. ComfyUI's generic estimate for two
+diffusion models (``BaseModel.memory_required``) is 5.45x the measured slope.
 Not measured: GPU kernels (SDPA attention runs in linear memory there too; cuDNN workspaces come
 on top), fp16 (taken as bf16: same element size), plain MimicMotion without the ControlNet (less).
 """
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-BYTES_PER_LATENT_PIXEL_PER_DTYPE_BYTE = 3852  # bench/bench_memory.py, 2026-12-02 (see above)
-CALL_OVERHEAD_BYTES = int(56.3 * 2**20)
+BYTES_PER_LATENT_PIXEL_PER_DTYPE_BYTE = 3847  # bench/bench_memory.py, 2026-12-02 (see above)
+CALL_OVERHEAD_BYTES = int(56.4 * 2**20)
 LATENT_SCALE = 8
 
 
