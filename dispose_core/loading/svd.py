@@ -7,6 +7,7 @@ the folder (no hub), models are built on the meta device and filled strictly.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ def _variant_file(folder: Path, stem: str, dtype: torch.dtype, what: str) -> Pat
 
 
 @dataclass(frozen=True)
-class SVDSource:
+class SVDSource(ABC):
     """The configs of SVD xt plus access to its VAE and CLIP image-encoder weights (folder or single file)."""
 
     unet_config: dict
@@ -71,20 +72,22 @@ class SVDSource:
         return tuple(float(v) for v in self.feature_extractor_config["image_std"])
 
     @property
+    @abstractmethod
     def vae_file(self) -> Path:
-        raise NotImplementedError
+        """The file named in error messages about these weights."""
 
     @property
+    @abstractmethod
     def image_encoder_file(self) -> Path:
-        raise NotImplementedError
+        """The file named in error messages about these weights."""
 
+    @abstractmethod
     def read_vae(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
         """The VAE's diffusers state dict (``expected``: the module's names and shapes)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read_image_encoder(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
         """The image encoder's transformers state dict."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
