@@ -1,4 +1,4 @@
-"""The Stable Video Diffusion xt 1.1 diffusers folder: configs, temporal VAE, CLIP image encoder.
+"""The Stable Video Diffusion xt 1.1 weights MimicMotion uses: the diffusers folder (``SVDFolder``) or a single file.
 
 What MimicMotion takes from it (``stable-video-diffusion-img2vid-xt-1-1/``): the UNet *config* (its
 weights come from ``MimicMotion_1-1.pth``), the VAE and image encoder weights (fp16 variant or full
