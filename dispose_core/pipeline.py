@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .image import fit_to_canvas, target_size
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
+
+if TYPE_CHECKING:
+    from .sampling.sampler import SamplingPlan
 
 Progress = Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -265,22 +268,38 @@ def hybrid_control(
                          point_strength=point_strength, start_percent=start_percent, end_percent=end_percent)
 
 
+def animation_plan(
+    reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
+    settings: SamplerSettings = SamplerSettings(),
+) -> SamplingPlan:
+    """Validated run of MimicMotion (+ DisPose control): the reference on the poses' canvas, the
+    rendered poses and the settings. Cheap; the phases then run with their own models:
+    ``encode_reference(plan, image_encoder, vae)`` -> ``denoise_latents(encoded, denoiser, ticker)``
+    -> ``decode_frames(vae, latents, plan, ticker=ticker)``, with ``ticker = plan.ticker(progress, should_stop)``.
+    """
+    from .pose.render import render_poses
+    from .sampling.sampler import plan_sampling
+
+    return plan_sampling(
+        reference_on_canvas(reference, poses), render_poses(poses), control=control, seed=settings.seed,
+        steps=settings.steps, min_guidance=settings.min_guidance, max_guidance=settings.max_guidance,
+        noise_aug=settings.noise_aug, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
+        tile_size=settings.tile_size, overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size)
+
+
 def animate(
     models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
     settings: SamplerSettings = SamplerSettings(), progress: Progress = None, should_stop: ShouldStop = None,
 ) -> torch.Tensor:
     """MimicMotion (+ DisPose control) -> the animated frames as an IMAGE batch (reference dropped).
 
-    The sampler checks that the control's frame counts and canvas match the poses.
+    ``models``: ``load_mimicmotion``'s all-in-one object (or ``MimicMotionParts``); the three phases
+    run in a row. The sampler checks that the control's frame counts and canvas match the poses.
     """
-    from .pose.render import render_poses
-    from .sampling.sampler import sample_video
+    from .sampling.sampler import decode_frames, denoise_latents, encode_reference, split_models
 
-    ref = reference_on_canvas(reference, poses)
-    frames = sample_video(
-        models, ref, render_poses(poses), control=control, seed=settings.seed, steps=settings.steps,
-        min_guidance=settings.min_guidance, max_guidance=settings.max_guidance,
-        noise_aug=settings.noise_aug, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
-        tile_size=settings.tile_size, overlap=settings.overlap,
-        decode_chunk_size=settings.decode_chunk_size, progress=progress, should_stop=should_stop)
-    return to_image(frames)
+    plan = animation_plan(reference, poses, control=control, settings=settings)
+    image_encoder, vae, denoiser = split_models(models)
+    ticker = plan.ticker(progress, should_stop)
+    latents = denoise_latents(encode_reference(plan, image_encoder, vae), denoiser, ticker)
+    return to_image(decode_frames(vae, latents, plan, ticker=ticker))

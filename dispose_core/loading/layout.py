@@ -64,3 +64,9 @@ MODEL_FILES: tuple[ModelFile, ...] = (
 
 BY_KEY: dict[str, ModelFile] = {m.key: m for m in MODEL_FILES}
 MODEL_FOLDERS: tuple[str, ...] = tuple(dict.fromkeys(m.folder for m in MODEL_FILES))
+
+# The single-file alternative to the SVD folder (ComfyUI's own SVD file, read by ImageOnlyCheckpointLoader).
+# Not in MODEL_FILES: it replaces the "svd" entry rather than adding a required file.
+SVD_SINGLE_FILE = ModelFile("svd_single_file", "checkpoints", "svd_xt_1_1.safetensors", False,
+                            "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+                            "4.8 GB", "MimicMotion Loader")

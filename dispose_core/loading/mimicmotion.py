@@ -1,4 +1,4 @@
-"""Load MimicMotion 1.1: the SVD xt 1.1 folder plus ``MimicMotion_1-1.pth``.
+"""Load MimicMotion 1.1: SVD xt 1.1 (diffusers folder or single file) plus ``MimicMotion_1-1.pth``.
 
 ``MimicMotion_1-1.pth`` is a flat state dict with ``unet.*`` (the whole fine-tuned SVD UNet; the UNet
 is built from the SVD folder's config only, never from its weights) and ``pose_net.*``; ``vae.*`` and
@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..errors import CheckpointKeyError
 from ..models.posenet import PoseNet
 from ..models.unet import MimicMotionUNet
+from ..models.units import Denoiser, ImageEncoder
 from .checkpoint import check_dtype, load_strict, name_preview, read_checkpoint, strip_prefix
 from .layout import BY_KEY
-from .svd import SVDFolder, build_image_encoder, build_vae, cast, read_svd_folder
+from .svd import SVDSource, build_image_encoder, build_vae, cast, meta_image_encoder, meta_vae, shapes
+from .svd_single_file import read_svd
 
 # Key prefixes of MimicMotion_1-1.pth: the attribute names of the official MimicMotionModel.
 PREFIXES = ("unet.", "pose_net.", "vae.", "image_encoder.")
@@ -37,7 +38,7 @@ class MimicMotionModels:
     clip_size: tuple[int, int]  # (height, width) of the CLIP input
     clip_mean: tuple[float, ...]
     clip_std: tuple[float, ...]
-    svd_dir: Path
+    svd_dir: Path  # the SVD folder or single file
     mimicmotion_path: Path
     dtype: torch.dtype
 
@@ -55,11 +56,10 @@ def _read_mimicmotion(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _overlay(base_file: Path, state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+def _overlay(base: dict[str, torch.Tensor], state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The SVD component's weights with the checkpoint's ``prefix`` keys laid over them."""
-    merged = load_file(str(base_file))
-    merged.update(strip_prefix(state, prefix))
-    return merged
+    base.update(strip_prefix(state, prefix))
+    return base
 
 
 def build_unet_and_pose_net(
@@ -74,32 +74,58 @@ def build_unet_and_pose_net(
     return unet.eval().requires_grad_(False), pose_net.eval().requires_grad_(False)
 
 
-def load_mimicmotion(
-    svd_dir: str | Path, mimicmotion_path: str | Path, dtype: torch.dtype = torch.float32
-) -> MimicMotionModels:
-    """Build the MimicMotion UNet, PoseNet, temporal VAE and CLIP image encoder (strict, offline)."""
+def _has(state: dict[str, torch.Tensor], prefix: str) -> bool:
+    return any(k.startswith(prefix) for k in state)
+
+
+@dataclass
+class MimicMotionParts:
+    """The three units the sampler's phases take, each to be held (and offloaded) on its own."""
+
+    image_encoder: ImageEncoder  # encode phase
+    vae: torch.nn.Module  # encode and decode phases (diffusers AutoencoderKLTemporalDecoder)
+    denoiser: Denoiser  # sample phase (UNet + PoseNet)
+    svd: SVDSource  # where the VAE and CLIP came from (a folder, or a single file with its report)
+    mimicmotion_path: Path
+    dtype: torch.dtype
+
+
+def load_mimicmotion_parts(
+    svd: str | Path, mimicmotion_path: str | Path, dtype: torch.dtype = torch.float32
+) -> MimicMotionParts:
+    """Build CLIP image encoder, temporal VAE and UNet + PoseNet (strict, offline) as separate units.
+
+    ``svd`` is the SVD xt diffusers folder or the single file ``svd_xt_1_1.safetensors``.
+    """
     check_dtype(dtype, "MimicMotion loader")
-    folder: SVDFolder = read_svd_folder(svd_dir, dtype)
+    source = read_svd(svd, dtype)
     path = Path(mimicmotion_path)
     state = _read_mimicmotion(path)
 
-    unet, pose_net = build_unet_and_pose_net(folder.unet_config, state, file=path)
-    vae_file = path if any(k.startswith("vae.") for k in state) else folder.vae_file
-    vae = build_vae(folder.vae_config, _overlay(folder.vae_file, state, "vae."), file=vae_file)
-    enc_file = path if any(k.startswith("image_encoder.") for k in state) else folder.image_encoder_file
-    image_encoder = build_image_encoder(
-        folder.image_encoder_config, _overlay(folder.image_encoder_file, state, "image_encoder."), file=enc_file
-    )
-    return MimicMotionModels(
-        unet=cast(unet, dtype),
-        pose_net=cast(pose_net, dtype),
+    unet, pose_net = build_unet_and_pose_net(source.unet_config, state, file=path)
+    vae_expected = shapes(meta_vae(source.vae_config))
+    vae = build_vae(source.vae_config, _overlay(source.read_vae(vae_expected), state, "vae."),
+                    file=path if _has(state, "vae.") else source.vae_file)
+    enc_expected = shapes(meta_image_encoder(source.image_encoder_config))
+    encoder = build_image_encoder(
+        source.image_encoder_config, _overlay(source.read_image_encoder(enc_expected), state, "image_encoder."),
+        file=path if _has(state, "image_encoder.") else source.image_encoder_file)
+    return MimicMotionParts(
+        image_encoder=ImageEncoder(cast(encoder, dtype), source.clip_size, source.clip_mean, source.clip_std),
         vae=cast(vae, dtype),
-        image_encoder=cast(image_encoder, dtype),
-        scheduler_config=dict(folder.scheduler_config),
-        clip_size=folder.clip_size,
-        clip_mean=folder.clip_mean,
-        clip_std=folder.clip_std,
-        svd_dir=folder.root,
-        mimicmotion_path=path,
-        dtype=dtype,
+        denoiser=Denoiser(cast(unet, dtype), cast(pose_net, dtype), dict(source.scheduler_config)),
+        svd=source, mimicmotion_path=path, dtype=dtype,
+    )
+
+
+def load_mimicmotion(
+    svd_dir: str | Path, mimicmotion_path: str | Path, dtype: torch.dtype = torch.float32
+) -> MimicMotionModels:
+    """All four models in one object (the form ``sample_video`` takes); see ``load_mimicmotion_parts``."""
+    parts = load_mimicmotion_parts(svd_dir, mimicmotion_path, dtype)
+    enc, den = parts.image_encoder, parts.denoiser
+    return MimicMotionModels(
+        unet=den.unet, pose_net=den.pose_net, vae=parts.vae, image_encoder=enc.model,
+        scheduler_config=den.scheduler_config, clip_size=enc.size, clip_mean=enc.mean, clip_std=enc.std,
+        svd_dir=Path(svd_dir), mimicmotion_path=parts.mimicmotion_path, dtype=dtype,
     )

@@ -1,4 +1,4 @@
-"""The Stable Video Diffusion xt 1.1 diffusers folder: configs, temporal VAE, CLIP image encoder.
+"""The Stable Video Diffusion xt 1.1 weights MimicMotion uses: the diffusers folder (``SVDFolder``) or a single file.
 
 What MimicMotion takes from it (``stable-video-diffusion-img2vid-xt-1-1/``): the UNet *config* (its
 weights come from ``MimicMotion_1-1.pth``), the VAE and image encoder weights (fp16 variant or full
@@ -7,11 +7,13 @@ the folder (no hub), models are built on the meta device and filled strictly.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import ModelFileError
@@ -44,17 +46,14 @@ def _variant_file(folder: Path, stem: str, dtype: torch.dtype, what: str) -> Pat
 
 
 @dataclass(frozen=True)
-class SVDFolder:
-    """Configs and weight-file paths of an SVD xt diffusers folder (no tensors read yet)."""
+class SVDSource(ABC):
+    """The configs of SVD xt plus access to its VAE and CLIP image-encoder weights (folder or single file)."""
 
-    root: Path
     unet_config: dict
     vae_config: dict
     image_encoder_config: dict
     scheduler_config: dict
     feature_extractor_config: dict
-    vae_file: Path
-    image_encoder_file: Path
 
     @property
     def clip_size(self) -> tuple[int, int]:
@@ -71,6 +70,47 @@ class SVDFolder:
     @property
     def clip_std(self) -> tuple[float, ...]:
         return tuple(float(v) for v in self.feature_extractor_config["image_std"])
+
+    @property
+    @abstractmethod
+    def vae_file(self) -> Path:
+        """The file named in error messages about these weights."""
+
+    @property
+    @abstractmethod
+    def image_encoder_file(self) -> Path:
+        """The file named in error messages about these weights."""
+
+    @abstractmethod
+    def read_vae(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+        """The VAE's diffusers state dict (``expected``: the module's names and shapes)."""
+
+    @abstractmethod
+    def read_image_encoder(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+        """The image encoder's transformers state dict."""
+
+
+@dataclass(frozen=True)
+class SVDFolder(SVDSource):
+    """Configs and weight-file paths of an SVD xt diffusers folder (no tensors read yet)."""
+
+    root: Path
+    vae_weights: Path
+    image_encoder_weights: Path
+
+    @property
+    def vae_file(self) -> Path:
+        return self.vae_weights
+
+    @property
+    def image_encoder_file(self) -> Path:
+        return self.image_encoder_weights
+
+    def read_vae(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+        return load_file(str(self.vae_weights))
+
+    def read_image_encoder(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
+        return load_file(str(self.image_encoder_weights))
 
 
 def read_svd_folder(svd_dir: str | Path, dtype: torch.dtype = torch.float32) -> SVDFolder:
@@ -93,30 +133,44 @@ def read_svd_folder(svd_dir: str | Path, dtype: torch.dtype = torch.float32) -> 
         image_encoder_config=read_json(root / "image_encoder" / "config.json", "SVD image encoder config", _hint()),
         scheduler_config=read_json(root / "scheduler" / "scheduler_config.json", "SVD scheduler config", _hint()),
         feature_extractor_config=feature,
-        vae_file=_variant_file(root / "vae", "diffusion_pytorch_model", dtype, "SVD VAE"),
-        image_encoder_file=_variant_file(root / "image_encoder", "model", dtype, "SVD image encoder"),
+        vae_weights=_variant_file(root / "vae", "diffusion_pytorch_model", dtype, "SVD VAE"),
+        image_encoder_weights=_variant_file(root / "image_encoder", "model", dtype, "SVD image encoder"),
     )
 
 
-def build_vae(config: Mapping, state_dict: Mapping[str, torch.Tensor], *, file: str | Path) -> nn.Module:
-    """diffusers AutoencoderKLTemporalDecoder from its config, filled strictly."""
+def meta_vae(config: Mapping) -> nn.Module:
+    """diffusers AutoencoderKLTemporalDecoder from its config, on the meta device (no weights yet)."""
     from diffusers import AutoencoderKLTemporalDecoder
 
     with torch.device("meta"):
-        vae = AutoencoderKLTemporalDecoder.from_config(dict(config))
+        return AutoencoderKLTemporalDecoder.from_config(dict(config))
+
+
+def meta_image_encoder(config: Mapping) -> nn.Module:
+    """transformers CLIPVisionModelWithProjection from its config, on the meta device."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    with torch.device("meta"):
+        return CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(dict(config)))
+
+
+def shapes(module: nn.Module) -> dict[str, torch.Size]:
+    """Names and shapes of a module's state dict: what a checkpoint must provide."""
+    return {k: v.shape for k, v in module.state_dict().items()}
+
+
+def build_vae(config: Mapping, state_dict: Mapping[str, torch.Tensor], *, file: str | Path) -> nn.Module:
+    """The temporal VAE from its config, filled strictly."""
+    vae = meta_vae(config)
     load_strict(vae, dict(state_dict), file=file, what="SVD VAE")
     return vae.eval().requires_grad_(False)
 
 
 def build_image_encoder(config: Mapping, state_dict: Mapping[str, torch.Tensor], *, file: str | Path) -> nn.Module:
-    """transformers CLIPVisionModelWithProjection from its config, filled strictly."""
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    with torch.device("meta"):
-        model = CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(dict(config)))
+    """The CLIP image encoder from its config, filled strictly."""
+    model = meta_image_encoder(config)
     state_dict = {k: v for k, v in state_dict.items() if k not in _OLD_CLIP_BUFFERS}
     load_strict(model, state_dict, file=file, what="SVD image encoder")
     embeddings = model.vision_model.embeddings  # its position ids are a non-persistent buffer
     embeddings.register_buffer("position_ids", torch.arange(embeddings.num_positions)[None], persistent=False)
     return model.eval().requires_grad_(False)
-

@@ -25,6 +25,7 @@ from diffusers.models.unets.unet_3d_blocks import UNetMidBlockSpatioTemporal, ge
 from torch import nn
 
 from ..errors import InputError
+from .cast_layers import compute_placement
 from .motion_encoder import FLOW_CHANNELS, MotionEncoder
 from .point_adapter import PointAdapter
 from .svd_trunk import SVDEncoderMixin, block_skip_count, down_scale
@@ -128,7 +129,7 @@ class HybridControlNet(SVDEncoderMixin, nn.Module):
         step = VAE_SCALE * down_scale(self.down_blocks)
         if h % step or w % step:
             raise InputError(f"Motion encoder: flow size {h}x{w} must be a multiple of {step}; resize the flows.")
-        dtype, device = self.param_dtype, self.conv_in.weight.device
+        device, dtype = compute_placement(self)
 
         def with_reference(flow: torch.Tensor) -> torch.Tensor:
             flow = flow.to(device=device, dtype=dtype)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from .cast_layers import compute_placement
 
 
 class _MLP(nn.Module):
@@ -64,8 +65,7 @@ class PointAdapter(nn.Module):
         self._check(embeddings, keypoints, subset, height, width)
         frames, n_points = keypoints.shape[:2]
         gh, gw = height // self.downsample_rates[0], width // self.downsample_rates[0]
-        dtype = self.model_list[0].mlp[0].weight.dtype
-        device = self.model_list[0].mlp[0].weight.device
+        device, dtype = compute_placement(self)
         keypoints = keypoints.to(device=device, dtype=torch.float64)  # the official code works in float64
         used = (subset.to(device) != -1) & (keypoints.amin(dim=-1) >= 0)
         col = (keypoints[..., 0] * gw).floor().clamp(0, gw - 1).long()  # floor == int() for x >= 0

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .cast_layers import compute_placement
 
 
 def block_skip_count(block: nn.Module) -> int:
@@ -58,7 +59,8 @@ class SVDEncoderMixin:
 
     @property
     def param_dtype(self) -> torch.dtype:
-        return self.conv_in.weight.dtype
+        """The compute dtype (not the storage dtype of fp8 weights)."""
+        return compute_placement(self)[1]
 
     def check_inputs(
         self,
@@ -102,7 +104,7 @@ class SVDEncoderMixin:
         self, timestep: torch.Tensor | float, added_time_ids: torch.Tensor, batch: int, frames: int
     ) -> torch.Tensor:
         """Timestep + added-time-id embedding, one row per frame: (B*F, time_embed_dim)."""
-        device = self.conv_in.weight.device
+        device = compute_placement(self)[0]
         t = torch.as_tensor(timestep, device=device)
         if not t.is_floating_point():
             t = t.to(torch.int64)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.cast_layers import compute_placement
 from ..types import DenseFlow, MotionField, PointEmbeddings
 
 
@@ -64,8 +65,7 @@ def control_features(control: ControlInputs, height: int, width: int, chunk: int
     resolution) by the chunk, not the video length; the per-frame outputs are latent-sized.
     """
     net = control.controlnet
-    param = next(net.parameters())
-    device, dtype = param.device, param.dtype
+    device, dtype = compute_placement(net)
     dense = control.dense_flow.flow
     traj = control.motion_field.flow
     parts = []

@@ -5,6 +5,8 @@ from collections.abc import Callable
 
 import torch
 
+from ..models.cast_layers import compute_placement
+
 
 @torch.no_grad()
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
@@ -18,8 +20,7 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
     ``on_chunk`` runs after every chunk (progress, interruption).
     """
     scaling = vae.config.scaling_factor
-    dtype = next(vae.parameters()).dtype
-    device = next(vae.parameters()).device
+    device, dtype = compute_placement(vae)
     frames = []
     for start in range(0, latents.shape[0], chunk_size):
         chunk = (latents[start:start + chunk_size] * (1.0 / scaling)).to(device=device, dtype=dtype)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..models.cast_layers import compute_placement
 from ..models.svd_trunk import set_official_batch_quirk
+from ..models.units import Denoiser, ImageEncoder
 from ..types import check_frame_counts
 from .conditioning import (
     added_time_ids,
@@ -36,7 +38,8 @@ from .loop import denoise
 from .schedule import SIGMA_MAX, SIGMA_MIN, EulerSchedule, karras_schedule
 from .tiling import tile_indices, tile_weights
 
-__all__ = ["ControlInputs", "SamplingInterrupted", "sample_latents", "sample_video"]
+__all__ = ["ControlInputs", "EncodedReference", "SamplingInterrupted", "SamplingPlan", "Ticker", "decode_frames",
+           "denoise_latents", "encode_reference", "plan_sampling", "sample_latents", "sample_video", "split_models"]
 
 SIZE_MULTIPLE = 64  # latent /8, three UNet downsamplers /8; the point adapter's /64 grid
 
@@ -142,7 +145,7 @@ class _TileModel:
         self.context, self.image_latent, self.time_ids = context, image_latent, time_ids
         self.pose_latents, self.control, self.features, self.active = pose_latents, control, features, active
         self.batch = context.shape[0]
-        self.dtype = next(unet.parameters()).dtype
+        self.dtype = compute_placement(unet)[1]
         self.official_quirk = getattr(unet, "official_batch_quirk", True)
         self._quirk: bool | None = None
 
@@ -171,24 +174,21 @@ class _TileModel:
                          down_block_additional_residuals=down, mid_block_additional_residual=mid)
 
 
-def _param(module: torch.nn.Module) -> torch.Tensor:
-    return next(module.parameters())
-
-
 @torch.no_grad()
 def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
     """PoseNet over all (F,H,W,3) frames once, kept in ``dtype``; chunked, so only ``chunk``
     frames exist at full resolution in float at a time."""
-    p = _param(pose_net)
-    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(p.device, p.dtype)).to(dtype)
+    device, net_dtype = compute_placement(pose_net)
+    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(device, net_dtype)).to(dtype)
                       for s in range(0, poses.shape[0], chunk)])
 
 
-class _Progress:
-    """Counts tile calls and decoded chunks for ``progress``; asks ``should_stop`` before calls."""
+class Ticker:
+    """Counts tile calls and decoded chunks for ``progress(done, total)``; asks ``should_stop``
+    before each tile call. One ticker can span the sample and decode phases of a run."""
 
-    def __init__(self, total: int, progress: Callable[[int, int], None] | None,
-                 should_stop: Callable[[], Any] | None):
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], Any] | None = None):
         self.total, self.done, self.progress, self.should_stop = total, 0, progress, should_stop
 
     def tick(self) -> None:
@@ -201,9 +201,99 @@ class _Progress:
             raise SamplingInterrupted("Sampling was interrupted.")
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Validated inputs and settings of one run: what every phase reads (cheap, no model runs)."""
+
+    reference: torch.Tensor  # (H,W,3) uint8 or float in [0,1]
+    poses: torch.Tensor  # (F,H,W,3) uint8 or float in [0,1]
+    control: ControlInputs | None
+    seed: int
+    steps: int
+    min_guidance: float
+    max_guidance: float
+    noise_aug: float
+    fps: int
+    motion_bucket_id: int
+    tile_size: int  # the tile used (shrunk to the video when it is shorter)
+    overlap: int
+    decode_chunk_size: int
+    generator: torch.Generator | None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.poses.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.poses.shape[1]), int(self.poses.shape[2])
+
+    @property
+    def cfg(self) -> bool:
+        return max(self.min_guidance, self.max_guidance) > 1.0
+
+    @property
+    def num_tiles(self) -> int:
+        return int(tile_indices(self.num_frames, self.tile_size, min(self.overlap, self.tile_size - 1)).shape[0])
+
+    @property
+    def tile_calls(self) -> int:
+        """UNet (+ ControlNet) calls of the sample phase."""
+        return self.steps * self.num_tiles
+
+    @property
+    def decode_chunks(self) -> int:
+        return -(-self.num_frames // self.decode_chunk_size)
+
+    def ticker(self, progress: Callable[[int, int], None] | None = None,
+               should_stop: Callable[[], Any] | None = None) -> Ticker:
+        """One progress count over the sample and decode phases."""
+        return Ticker(self.tile_calls + self.decode_chunks, progress, should_stop)
+
+
+def plan_sampling(
+    reference: Any, pose_images: Any, *, control: ControlInputs | None = None, seed: int = 42, steps: int = 25,
+    min_guidance: float = 2.0, max_guidance: float = 2.0, noise_aug: float = 0.0, fps: int = 7,
+    motion_bucket_id: int = 127, tile_size: int = 16, overlap: int = 6, decode_chunk_size: int = 8,
+    generator: torch.Generator | None = None,
+) -> SamplingPlan:
+    """Check the inputs and settings (see ``validate`` and ``sample_video``) before any model is loaded."""
+    ref = _image_tensor(reference, "reference")
+    poses = _image_tensor(pose_images, "pose_images")
+    tile = validate(ref, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
+                    decode_chunk_size=decode_chunk_size)
+    return SamplingPlan(ref, poses, control, int(seed), steps, min_guidance, max_guidance, noise_aug, fps,
+                        motion_bucket_id, tile, overlap, decode_chunk_size, generator)
+
+
+@dataclass
+class EncodedReference:
+    """Output of the encode phase: the step-invariant reference conditioning and the initial noise."""
+
+    plan: SamplingPlan
+    embedding: torch.Tensor  # (1,1,D) CLIP image embedding, in the image encoder's dtype and device
+    latent: torch.Tensor  # (1,4,h,w) VAE posterior mode of the noise-augmented reference, the VAE's dtype
+    init_noise: torch.Tensor  # (1,tile,4,h,w) float32, the generator's second draw
+
+
+@torch.no_grad()
+def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch.nn.Module) -> EncodedReference:
+    """Encode phase: draw the noise (official order), CLIP-embed and VAE-encode the reference."""
+    height, width = plan.size
+    gen = plan.generator if plan.generator is not None else torch.Generator().manual_seed(plan.seed)
+    draws = draw_noise(gen, height, width, plan.tile_size)
+    ref_chw = _unit_range(plan.reference).permute(2, 0, 1)[None]
+    enc = image_encoder.model
+    emb = image_embedding(enc, clip_pixels(ref_chw, image_encoder.mean, image_encoder.std, image_encoder.size)
+                          .to(*compute_placement(enc)))
+    aug = ref_chw * 2.0 - 1.0 + plan.noise_aug * draws.noise_aug.to(ref_chw.device)
+    latent = reference_latent(vae, aug.to(*compute_placement(vae)))
+    return EncodedReference(plan, emb, latent, draws.init)
+
+
 @dataclass
 class _Run:
-    """A validated, fully prepared sampling run: the loop needs nothing else."""
+    """A fully prepared sample phase: the loop needs nothing else."""
 
     latents: torch.Tensor  # (1,F,4,h,w) float32 initial noise
     schedule: EulerSchedule
@@ -216,7 +306,7 @@ class _Run:
     def calls(self) -> int:
         return self.schedule.num_steps * self.tiles.shape[0]
 
-    def denoise(self, ticker: _Progress) -> torch.Tensor:
+    def denoise(self, ticker: Ticker) -> torch.Tensor:
         """(F,4,h,w) float32 denoised latents; the UNet's quirk setting is restored afterwards."""
         try:
             out = denoise(self.latents, self.schedule, self.tiles, self.weights, self.guidance, self.predict,
@@ -227,49 +317,60 @@ class _Run:
 
 
 @torch.no_grad()
-def _prepare(models: Any, reference: Any, pose_images: Any, control: ControlInputs | None, seed: int,
-             steps: int, min_guidance: float, max_guidance: float, noise_aug: float, fps: int,
-             motion_bucket_id: int, tile_size: int, overlap: int, decode_chunk_size: int,
-             generator: torch.Generator | None) -> _Run:
-    """Validate, draw the noise (official order) and compute every step-invariant tensor once."""
-    ref = _image_tensor(reference, "reference")
-    poses = _image_tensor(pose_images, "pose_images")
-    tile = validate(ref, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
-                    decode_chunk_size=decode_chunk_size)
-    num_frames, height, width = poses.shape[:3]
-    unet = models.unet
-    device, dtype = _param(unet).device, _param(unet).dtype
-    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
-    cfg = max(min_guidance, max_guidance) > 1.0
-
-    draws = draw_noise(gen, height, width, tile)
-    ref_chw = _unit_range(ref).permute(2, 0, 1)[None]
-    enc = models.image_encoder
-    emb = image_embedding(enc, clip_pixels(ref_chw, models.clip_mean, models.clip_std, models.clip_size)
-                          .to(_param(enc).device, _param(enc).dtype)).to(device, dtype)
-    vae = models.vae
-    aug = ref_chw * 2.0 - 1.0 + noise_aug * draws.noise_aug.to(ref_chw.device)
-    latent = reference_latent(vae, aug.to(_param(vae).device, _param(vae).dtype)).to(device, dtype)
-    ids = added_time_ids(fps, motion_bucket_id, noise_aug).to(device, dtype)
-    if cfg:
+def _prepare_denoise(encoded: EncodedReference, denoiser: Denoiser) -> _Run:
+    """Everything the loop needs, in the UNet's dtype and device: the sample phase's set-up."""
+    plan = encoded.plan
+    num_frames, (height, width), tile, steps = plan.num_frames, plan.size, plan.tile_size, plan.steps
+    unet, control = denoiser.unet, plan.control
+    device, dtype = compute_placement(unet)
+    emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
+    ids = added_time_ids(plan.fps, plan.motion_bucket_id, plan.noise_aug).to(device, dtype)
+    if plan.cfg:
         emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
         ids = ids.expand(2, -1)
-    pose_latents = _pose_latents(models.pose_net, poses, tile, dtype).to(device)
+    pose_latents = _pose_latents(denoiser.pose_net, plan.poses, tile, dtype).to(device)
     features = None if control is None else control_features(control, height, width, tile)
 
-    sched_cfg = getattr(models, "scheduler_config", None) or {}
+    sched_cfg = denoiser.scheduler_config or {}
     schedule = karras_schedule(steps, sched_cfg.get("sigma_min", SIGMA_MIN), sched_cfg.get("sigma_max", SIGMA_MAX))
     schedule = schedule.to(device)
     predict = _TileModel(unet, schedule.timesteps, emb, latent[:, None], ids, pose_latents, control, features,
                          control.active_steps(steps) if control is not None else [False] * steps)
     return _Run(
-        latents=periodic_initial_latents(draws.init.to(device), num_frames, schedule.init_noise_sigma),
+        latents=periodic_initial_latents(encoded.init_noise.to(device), num_frames, schedule.init_noise_sigma),
         schedule=schedule,
-        tiles=tile_indices(num_frames, tile, min(overlap, tile - 1)).to(device),
+        tiles=tile_indices(num_frames, tile, min(plan.overlap, tile - 1)).to(device),
         weights=tile_weights(tile).to(device),
-        guidance=frame_guidance(min_guidance, max_guidance, num_frames).to(device) if cfg else None,
+        guidance=frame_guidance(plan.min_guidance, plan.max_guidance, num_frames).to(device) if plan.cfg else None,
         predict=predict,
     )
+
+
+@torch.no_grad()
+def denoise_latents(encoded: EncodedReference, denoiser: Denoiser, ticker: Ticker | None = None) -> torch.Tensor:
+    """Sample phase: UNet + PoseNet (+ the plan's ControlNet) -> (F,4,h,w) float32 denoised latents
+    (unscaled, the official 'latent' output), on the UNet's device."""
+    run = _prepare_denoise(encoded, denoiser)
+    return run.denoise(ticker if ticker is not None else Ticker(run.calls))
+
+
+@torch.no_grad()
+def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPlan, *,
+                  keep_reference_frame: bool = False, ticker: Ticker | None = None) -> torch.Tensor:
+    """Decode phase: (F,4,h,w) latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU
+    (F with ``keep_reference_frame``), ``plan.decode_chunk_size`` frames per VAE call."""
+    frames = to_images(decode_latents(vae, latents, plan.decode_chunk_size,
+                                      on_chunk=None if ticker is None else ticker.tick))
+    return frames if keep_reference_frame else frames[1:]
+
+
+def split_models(models: Any) -> tuple[ImageEncoder, torch.nn.Module, Denoiser]:
+    """The phase units of ``MimicMotionParts`` or of an all-in-one models object (``load_mimicmotion``'s,
+    or any object with unet, pose_net, vae, image_encoder and clip_size/clip_mean/clip_std)."""
+    if isinstance(getattr(models, "denoiser", None), Denoiser):
+        return models.image_encoder, models.vae, models.denoiser
+    return (ImageEncoder(models.image_encoder, models.clip_size, models.clip_mean, models.clip_std), models.vae,
+            Denoiser(models.unet, models.pose_net, getattr(models, "scheduler_config", None) or {}))
 
 
 @torch.no_grad()
@@ -280,13 +381,16 @@ def sample_latents(
     generator: torch.Generator | None = None, progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], Any] | None = None,
 ) -> torch.Tensor:
-    """Denoise only: (F,4,H/8,W/8) float32 latents (unscaled, the official 'latent' output).
+    """Encode and denoise only: (F,4,H/8,W/8) float32 latents (unscaled, the official 'latent' output).
 
     Settings as in ``sample_video``.
     """
-    run = _prepare(models, reference, pose_images, control, seed, steps, min_guidance, max_guidance,
-                   noise_aug, fps, motion_bucket_id, tile_size, overlap, 1, generator)
-    return run.denoise(_Progress(run.calls, progress, should_stop))
+    plan = plan_sampling(reference, pose_images, control=control, seed=seed, steps=steps, min_guidance=min_guidance,
+                         max_guidance=max_guidance, noise_aug=noise_aug, fps=fps, motion_bucket_id=motion_bucket_id,
+                         tile_size=tile_size, overlap=overlap, decode_chunk_size=1, generator=generator)
+    image_encoder, vae, denoiser = split_models(models)
+    encoded = encode_reference(plan, image_encoder, vae)
+    return denoise_latents(encoded, denoiser, Ticker(plan.tile_calls, progress, should_stop))
 
 
 @torch.no_grad()
@@ -313,6 +417,8 @@ def sample_video(
 ) -> torch.Tensor:
     """Animate ``reference`` (H,W,3) with ``pose_images`` (F,H,W,3; frame 0 = reference pose).
 
+    The three phases in a row (``encode_reference``, ``denoise_latents``, ``decode_frames``; a host
+    that manages memory calls them itself with each phase's models loaded).
     Returns (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with ``keep_reference_frame``; the
     official script drops frame 0, the reconstructed reference). Inputs are uint8, or float in
     [0,1]; they are cast to each model's dtype and device. ``seed`` seeds a CPU generator
@@ -323,12 +429,11 @@ def sample_video(
     without the CFG batch. ``progress(done, total)`` is called after each tile call and decoded
     chunk; ``should_stop()`` before each tile call (return True, or raise, to interrupt).
     """
-    run = _prepare(models, reference, pose_images, control, seed, steps, min_guidance, max_guidance,
-                   noise_aug, fps, motion_bucket_id, tile_size, overlap, decode_chunk_size, generator)
-    num_frames = run.latents.shape[1]
-    ticker = _Progress(run.calls + -(-num_frames // decode_chunk_size), progress, should_stop)
-    latents = run.denoise(ticker)
-    frames = to_images(decode_latents(models.vae, latents, decode_chunk_size, on_chunk=ticker.tick))
-    return frames if keep_reference_frame else frames[1:]
-
-
+    plan = plan_sampling(reference, pose_images, control=control, seed=seed, steps=steps, min_guidance=min_guidance,
+                         max_guidance=max_guidance, noise_aug=noise_aug, fps=fps, motion_bucket_id=motion_bucket_id,
+                         tile_size=tile_size, overlap=overlap, decode_chunk_size=decode_chunk_size,
+                         generator=generator)
+    image_encoder, vae, denoiser = split_models(models)
+    ticker = plan.ticker(progress, should_stop)
+    latents = denoise_latents(encode_reference(plan, image_encoder, vae), denoiser, ticker)
+    return decode_frames(vae, latents, plan, keep_reference_frame=keep_reference_frame, ticker=ticker)

@@ -16,7 +16,13 @@ from typing import TypeVar
 import torch
 from safetensors.torch import save_file
 
-from ..loading.layout import BY_KEY
+from ..loading.layout import BY_KEY, SVD_SINGLE_FILE
+from ..loading.sgm_keys import clip_to_open_clip, vae_to_sgm
+from ..loading.svd_single_file import (
+    CONFIG_METADATA_KEY,
+    SVD_XT_FEATURE_EXTRACTOR_CONFIG as _FEATURE_EXTRACTOR,
+    SVD_XT_SCHEDULER_CONFIG as _SCHEDULER,
+)
 
 T = TypeVar("T")
 _SEED = 1600
@@ -32,7 +38,7 @@ TINY_UNET_CONFIG: dict = {
 _VAE = {
     "_class_name": "AutoencoderKLTemporalDecoder", "_diffusers_version": "0.24.0.dev0",
     "block_out_channels": [32, 32, 32, 32], "down_block_types": ["DownEncoderBlock2D"] * 4, "force_upcast": True,
-    "in_channels": 3, "latent_channels": 4, "layers_per_block": 1, "out_channels": 3, "sample_size": 64,
+    "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "out_channels": 3, "sample_size": 64,
     "scaling_factor": 0.18215,
 }
 _IMAGE_ENCODER = {
@@ -41,21 +47,6 @@ _IMAGE_ENCODER = {
     "num_channels": 3, "image_size": 224, "patch_size": 32, "hidden_act": "gelu", "layer_norm_eps": 1e-5,
     "attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
     "torch_dtype": "float16",
-}
-# The real SVD xt 1.1 scheduler and CLIP preprocessing (small, no reason to shrink).
-_SCHEDULER = {
-    "_class_name": "EulerDiscreteScheduler", "_diffusers_version": "0.24.0.dev0", "beta_end": 0.012,
-    "beta_schedule": "scaled_linear", "beta_start": 0.00085, "clip_sample": False, "interpolation_type": "linear",
-    "num_train_timesteps": 1000, "prediction_type": "v_prediction", "set_alpha_to_one": False, "sigma_max": 700.0,
-    "sigma_min": 0.002, "skip_prk_steps": True, "steps_offset": 1, "timestep_spacing": "leading",
-    "timestep_type": "continuous", "trained_betas": None, "use_karras_sigmas": True,
-}
-_FEATURE_EXTRACTOR = {
-    "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
-    "do_normalize": True, "do_rescale": True, "do_resize": True, "feature_extractor_type": "CLIPFeatureExtractor",
-    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_processor_type": "CLIPImageProcessor",
-    "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "rescale_factor": 0.00392156862745098,
-    "size": {"shortest_edge": 224},
 }
 _MODEL_INDEX = {
     "_class_name": "StableVideoDiffusionPipeline", "_diffusers_version": "0.24.0.dev0",
@@ -110,7 +101,39 @@ def write_tiny_models(models_dir: Path) -> list[Path]:
         AutoencoderKLTemporalDecoder.from_config(_VAE),
         CLIPVisionModelWithProjection(CLIPVisionConfig.from_dict(_IMAGE_ENCODER)),
     ))
+    _identity_quant_conv(vae)
     return written + [
         save_fp16(vae.state_dict(), root / "vae" / "diffusion_pytorch_model.fp16.safetensors"),
         save_fp16(encoder.state_dict(), root / "image_encoder" / "model.fp16.safetensors"),
+        write_single_file(vae.state_dict(), encoder.state_dict(), SVD_SINGLE_FILE.path_in(models_dir)),
     ]
+
+
+def _identity_quant_conv(vae: torch.nn.Module) -> None:
+    """SGM's SVD VAE has no quant_conv; the converted diffusers VAE's is the identity (loading/sgm_keys.py)."""
+    with torch.no_grad():
+        vae.quant_conv.weight.copy_(torch.eye(vae.quant_conv.weight.shape[0])[..., None, None])
+        vae.quant_conv.bias.zero_()
+
+
+def _unet_stand_in() -> dict[str, torch.Tensor]:
+    """A few tensors with SGM UNet names: the loader must count and ignore the UNet part."""
+    width, emb = TINY_UNET_CONFIG["block_out_channels"][0], 4 * TINY_UNET_CONFIG["block_out_channels"][0]
+    return seeded(_SEED + 1, lambda: {
+        "model.diffusion_model.input_blocks.0.0.weight": torch.randn(width, 8, 3, 3),
+        "model.diffusion_model.input_blocks.0.0.bias": torch.randn(width),
+        "model.diffusion_model.time_embed.0.weight": torch.randn(emb, width),
+        "model.diffusion_model.out.2.weight": torch.randn(4, width, 3, 3),
+    })
+
+
+def write_single_file(vae_state: dict, encoder_state: dict, path: Path) -> Path:
+    """The same VAE and CLIP weights as the tiny folder, as an SGM single file (fp16, like svd_xt_1_1).
+
+    The tiny configs go into the metadata (``CONFIG_METADATA_KEY``): the real file has none, and
+    the loader then uses the published SVD xt configs.
+    """
+    configs = {"unet": TINY_UNET_CONFIG, "vae": _VAE, "image_encoder": _IMAGE_ENCODER,
+               "scheduler": _SCHEDULER, "feature_extractor": _FEATURE_EXTRACTOR}
+    state = vae_to_sgm(vae_state) | clip_to_open_clip(encoder_state) | _unet_stand_in()
+    return save_fp16(state, path, metadata={CONFIG_METADATA_KEY: json.dumps(configs)})
