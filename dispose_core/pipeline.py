@@ -206,32 +206,36 @@ def pose_keypoints(poses: PoseSequence) -> list[dict]:
 
 def sparse_motion(
     poses: PoseSequence, *, kernel_size: int = SPARSE_KERNEL_SIZE, sigma: float = SPARSE_SIGMA,
+    drop_vanishing: bool = False,
 ) -> tuple[MotionField, torch.Tensor]:
-    """Sparse motion field of the keypoint trajectories + its colour preview."""
+    """Sparse motion field of the keypoint trajectories + its colour preview (``drop_vanishing``:
+    see ``motion/sparse_field.py``, off = official)."""
     from .motion.sparse_field import compute_motion_field
 
-    motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma)
+    motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma, drop_vanishing=drop_vanishing)
     return motion, to_image(motion.to_image())
 
 
 def dense_motion(
     cmp: Any, reference: torch.Tensor, poses: PoseSequence, *, batch_size: int = CMP_BATCH_SIZE,
-    progress: Progress = None, should_stop: ShouldStop = None,
+    mask_invisible: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[DenseFlow, torch.Tensor]:
-    """CMP dense flow over the reference image + its colour preview."""
+    """CMP dense flow over the reference image + its colour preview (``mask_invisible``: see
+    ``motion/sparse_flow.py``, off = official)."""
     from .motion.dense_flow import compute_dense_flow
 
     ref = reference_on_canvas(reference, poses).permute(2, 0, 1)
-    flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size,
+    flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size, mask_invisible=mask_invisible,
                               progress=progress, should_stop=should_stop)
     return flow, to_image(flow.to_image())
 
 
 def point_embeddings(
     dift: Any, reference: torch.Tensor, poses: PoseSequence, *, ensemble_size: int = DIFT_ENSEMBLE_SIZE,
-    seed: int = 0, progress: Progress = None, should_stop: ShouldStop = None,
+    seed: int = 0, natural_orientation: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PointEmbeddings, torch.Tensor]:
-    """DIFT keypoint embeddings of the reference + a correspondence preview."""
+    """DIFT keypoint embeddings of the reference + a correspondence preview (``natural_orientation``:
+    see ``dift/embeddings.py``, off = official)."""
     from .dift.embeddings import build_point_embeddings
     from .dift.featurizer import extract_features
     from .dift.preview import correspondence_preview
@@ -241,7 +245,7 @@ def point_embeddings(
     generator = torch.Generator().manual_seed(int(seed))
     features = extract_features(dift, image, ensemble_size=ensemble_size, generator=generator,
                                 progress=progress, should_stop=should_stop)
-    points = build_point_embeddings(features[0], poses)
+    points = build_point_embeddings(features[0], poses, natural_orientation=natural_orientation)
     preview = correspondence_preview(features[0], poses, to_uint8(ref))
     return points, to_image(preview)
 

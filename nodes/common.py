@@ -71,6 +71,13 @@ def precision_input() -> io.Combo.Input:
                                   "(fp16/bf16 on GPUs, fp32 on CPU).")
 
 
+def advanced(item: io.Input) -> io.Input:
+    """Mark a switch for the official quirks as advanced: ComfyUI 0.33's frontend folds such inputs
+    away. 0.3.64's ``Input`` has no such field and serves the input as a plain one."""
+    item.advanced = True
+    return item
+
+
 def working_memory(batch: int, height: int, width: int, models: list[bridge.Managed]) -> int:
     """Bytes of activations to keep free when loading a UNet-like model for ``batch`` images of
     ``height`` x ``width`` pixels: ComfyUI's own estimate for diffusion models with SDPA attention

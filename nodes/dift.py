@@ -11,7 +11,7 @@ from ..dispose_core.errors import ModelFileError
 from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import (SEED_MAX, DIFTModel, Points, model_input, model_path, poses_input, precision_input,
+from .common import (SEED_MAX, DIFTModel, Points, advanced, model_input, model_path, poses_input, precision_input,
                      reference_input, schema, stage, working_memory)
 
 
@@ -79,6 +79,12 @@ class DIFTPointEmbed(io.ComfyNode):
                              tooltip="Noisy copies averaged per feature map (official 8); fewer is faster."),
                 io.Int.Input("seed", default=0, min=0, max=SEED_MAX,
                              tooltip="Seed of the DIFT noise (the official code leaves it unseeded)."),
+                advanced(io.Boolean.Input(
+                    "natural_orientation", default=False, optional=True,
+                    tooltip="Off (official): the keypoints are read from the feature map upsampled with its "
+                            "height and width swapped (the official code unpacks the image size as w, h); "
+                            "the trained DisPose weights saw these embeddings. On: read the H x W map as "
+                            "intended. Both agree on square canvases.")),
             ],
             outputs=[Points.Output(display_name="point_embeddings", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
@@ -87,10 +93,11 @@ class DIFTPointEmbed(io.ComfyNode):
 
     @classmethod
     def execute(cls, dift_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
-                ensemble_size: int, seed: int) -> io.NodeOutput:
+                ensemble_size: int, seed: int, natural_orientation: bool = False) -> io.NodeOutput:
         with stage():
             memory = working_memory(ensemble_size, poses.height, poses.width, [dift_model])
             bridge.load_to_device([dift_model], memory)
             return io.NodeOutput(*pipeline.point_embeddings(
                 dift_model.value, reference_image, poses, ensemble_size=ensemble_size, seed=seed,
+                natural_orientation=natural_orientation,
                 progress=bridge.progress_bar(ensemble_size), should_stop=bridge.should_stop))

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..dispose_core import pipeline
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import (CMPModel, Flow, Motion, model_input, model_path, poses_input, precision_input,
+from .common import (CMPModel, Flow, Motion, advanced, model_input, model_path, poses_input, precision_input,
                      reference_input, schema, stage)
 
 
@@ -24,14 +24,21 @@ class SparseMotionField(io.ComfyNode):
                              tooltip="Gaussian kernel size in pixels (odd; official 199)."),
                 io.Float.Input("sigma", default=pipeline.SPARSE_SIGMA, min=0.1, max=200.0, step=0.1,
                                tooltip="Gaussian sigma in pixels (official 20)."),
+                advanced(io.Boolean.Input(
+                    "drop_vanishing", default=False, optional=True,
+                    tooltip="Off (official): a keypoint seen in one frame but lost in the next still writes a "
+                            "displacement, a jump towards the image corner (0, 0). On: such a step writes "
+                            "nothing.")),
             ],
             outputs=[Motion.Output(display_name="motion_field", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
                                      tooltip="The field as colours, one image per driving frame.")])
 
     @classmethod
-    def execute(cls, poses: PoseSequence, kernel_size: int, sigma: float) -> io.NodeOutput:
-        return io.NodeOutput(*pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma))
+    def execute(cls, poses: PoseSequence, kernel_size: int, sigma: float,
+                drop_vanishing: bool = False) -> io.NodeOutput:
+        return io.NodeOutput(*pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma,
+                                                     drop_vanishing=drop_vanishing))
 
 
 class CMPLoader(io.ComfyNode):
@@ -71,6 +78,11 @@ class CMPDenseFlow(io.ComfyNode):
                 io.Int.Input("batch_size", default=pipeline.CMP_BATCH_SIZE, min=1, max=256,
                              tooltip="Frames per CMP forward pass; lower it if memory runs out. On a CPU, "
                                      "1-2 is fastest."),
+                advanced(io.Boolean.Input(
+                    "mask_invisible", default=False, optional=True,
+                    tooltip="Off (official): every keypoint enters CMP, also one not detected in the reference "
+                            "or the frame; it is anchored at the image corner (0, 0) with a flow towards it. "
+                            "On: only keypoints seen in both the reference and the frame drive the flow.")),
             ],
             outputs=[Flow.Output(display_name="dense_flow", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
@@ -78,9 +90,9 @@ class CMPDenseFlow(io.ComfyNode):
 
     @classmethod
     def execute(cls, cmp_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
-                batch_size: int) -> io.NodeOutput:
+                batch_size: int, mask_invisible: bool = False) -> io.NodeOutput:
         with stage():
             bridge.load_to_device([cmp_model])
             return io.NodeOutput(*pipeline.dense_motion(
-                cmp_model.value, reference_image, poses, batch_size=batch_size,
+                cmp_model.value, reference_image, poses, batch_size=batch_size, mask_invisible=mask_invisible,
                 progress=bridge.progress_bar(poses.num_frames - 1), should_stop=bridge.should_stop))

@@ -9,9 +9,16 @@ from comfy_api.latest import io
 
 from ..dispose_core import pipeline
 from ..dispose_core.errors import InputError
+from ..dispose_core.frames import OFFICIAL_OUTPUT_FPS, SAMPLE_STRIDE, FrameSampling
+from ..dispose_core.pose.people import PERSON_CHOICES
+from ..dispose_core.pose.track import EMPTY_FRAMES
 from ..dispose_core.types import check_frame_counts
 from . import comfy_bridge as bridge
-from .common import DWPoseModel, PoseKeypoint, Poses, model_input, model_path, schema, stage
+from .common import DWPoseModel, PoseKeypoint, Poses, advanced, model_input, model_path, schema, stage
+
+# fps assumed when nothing is linked to DWPose Extract's fps: a 24-47 fps clip keeps every
+# sample_stride-th frame officially, and 30 fps / 2 plays at the official output rate of 15 fps.
+DEFAULT_FPS = 2 * OFFICIAL_OUTPUT_FPS
 
 
 @dataclass(frozen=True)
@@ -49,13 +56,63 @@ class DWPoseLoader(io.ComfyNode):
                                          model_path("dwpose_pose", pose_model)))
 
 
+def extract_options() -> list[io.Input]:
+    """DWPose Extract's inputs added after the first release (issue 9), appended so that saved
+    workflows keep their widget positions; all optional, so saved API prompts still validate."""
+    return [
+        io.Float.Input("fps", default=DEFAULT_FPS, min=0.01, max=1000.0, step=0.01, optional=True,
+                       tooltip="Frame rate of the driving video: link GetVideoComponents' fps here. The official "
+                               "run keeps every sample_stride x max(1, int(fps / 24))-th frame, so a 60 fps clip "
+                               "keeps every 4th. For an IMAGE batch without an fps output, type its rate."),
+        io.Int.Input("sample_stride", default=SAMPLE_STRIDE, min=1, max=64, optional=True,
+                     tooltip="Keep every sample_stride-th driving frame (times int(fps / 24) above 48 fps); "
+                             "official 2. 1 keeps every frame of a 24-47 fps video."),
+        io.Int.Input("max_frames", default=0, min=0, max=100000, optional=True,
+                     tooltip="Use at most this many of the kept frames (0 = all, as officially), to try a long "
+                             "clip cheaply."),
+        io.Int.Input("skip_first_frames", default=0, min=0, max=100000, optional=True,
+                     tooltip="Drop this many frames from the start of the video before sampling (official 0)."),
+        io.Combo.Input("person", options=list(PERSON_CHOICES), default=PERSON_CHOICES[0], optional=True,
+                       tooltip="official: in every image the detection with the highest score drives the "
+                               "animation, and every detected person is drawn into the skeletons. "
+                               "largest_tracked: the largest person, followed by box overlap, drawn alone. "
+                               "by_index: the person_index-th person from the left in the reference, tracked, "
+                               "drawn alone."),
+        io.Int.Input("person_index", default=0, min=0, max=63, optional=True,
+                     tooltip="With person by_index: 0 = the leftmost person of the reference image."),
+        io.Combo.Input("empty_frames", options=list(EMPTY_FRAMES), default=EMPTY_FRAMES[0], optional=True,
+                       tooltip="Frames where nobody is detected. official: DWPose's pose estimated on the whole "
+                               "image is used (drawn, and it enters the motion fields). interpolate: from the "
+                               "neighbouring frames. hold: repeat the last pose. POSE_KEYPOINT input carries "
+                               "no whole-image pose: official interpolates there."),
+        io.Boolean.Input("retarget", default=False, optional=True,
+                         tooltip="Off (official): one linear fit scales and shifts the driving poses onto the "
+                                 "reference. On: after it, every bone keeps the driver's direction but takes the "
+                                 "reference body's length (hands and face follow), for bodies unlike the "
+                                 "driver's."),
+        io.Int.Input("smooth_window", default=0, min=0, max=99, optional=True,
+                     tooltip="Smooth each keypoint over this many frames (odd, >= 3) against jitter; 0 = off "
+                             "(official)."),
+        io.Float.Input("smooth_max_shift", default=8.0, min=0.0, max=1000.0, step=0.5, optional=True,
+                       tooltip="Smoothing moves no keypoint by more than this many canvas pixels, so fast real "
+                               "motion is kept."),
+        advanced(io.Boolean.Input(
+            "fit_on_empty_frames", default=True, optional=True,
+            tooltip="On (official): a frame where nobody was detected still enters the alignment fit with its "
+                    "whole-image pose. Off: the fit uses only frames with a detection. DWPose path only.")),
+    ]
+
+
+OPTION_DEFAULTS = {item.id: item.default for item in extract_options()}
+
+
 class DWPoseExtract(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
             "DisPoseDWPoseExtract", "DWPose Extract",
-            "Whole-body keypoints of the reference and of every driving frame, aligned to the "
-            "reference body; the canvas size of the whole animation is fixed here.",
+            "Whole-body keypoints of the reference and of the driving frames the official run keeps, "
+            "aligned to the reference body; the canvas size of the whole animation is fixed here.",
             inputs=[
                 io.Image.Input("reference_image", tooltip="The image of the person to animate (one image)."),
                 io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=2048, step=64,
@@ -74,46 +131,65 @@ class DWPoseExtract(io.ComfyNode):
                                    tooltip="Instead of running DWPose: keypoints from comfyui_controlnet_aux "
                                            "(DWPose/OpenPose estimator) - the reference pose first, then the driving "
                                            "frames; or only the driving frames when reference_pose_keypoint is "
-                                           "connected."),
+                                           "connected. The same frame sampling applies."),
                 PoseKeypoint.Input("reference_pose_keypoint", optional=True,
                                    tooltip="With pose_keypoint: the reference image's keypoints (one frame), e.g. "
                                            "the same estimator run on the reference image."),
+                *extract_options(),
             ],
             outputs=[
                 Poses.Output(display_name="poses", tooltip="Reference + driving poses on the generation canvas; "
                                                            "feed every DisPose node from here."),
-                io.Image.Output(display_name="skeletons", tooltip="Rendered skeletons, one per frame (reference first)."),
+                io.Image.Output(display_name="skeletons",
+                                tooltip="Rendered skeletons, one per frame (reference first); when the reference "
+                                        "shows several people, the one animated is outlined."),
                 PoseKeypoint.Output(display_name="pose_keypoint",
                                     tooltip="The same poses in comfyui_controlnet_aux's POSE_KEYPOINT format."),
+                io.Float.Output(display_name="fps",
+                                tooltip="The rate the kept frames play at (fps / effective stride, 15 for a 30 or "
+                                        "60 fps clip): link it to CreateVideo's fps. The official script always "
+                                        "writes 15."),
             ])
 
     @classmethod
     def execute(cls, reference_image: torch.Tensor, resolution: int, align: bool,
                 driving_frames: torch.Tensor | None = None, dwpose_model: DWPoseFiles | None = None,
-                pose_keypoint: list | None = None, reference_pose_keypoint: list | None = None) -> io.NodeOutput:
+                pose_keypoint: list | None = None, reference_pose_keypoint: list | None = None,
+                **options) -> io.NodeOutput:
+        opts = OPTION_DEFAULTS | options
+        sampling = FrameSampling(opts["sample_stride"], opts["max_frames"], opts["skip_first_frames"])
+        people = dict(person=opts["person"], person_index=opts["person_index"], empty_frames=opts["empty_frames"],
+                      retarget=opts["retarget"], smooth_window=opts["smooth_window"],
+                      smooth_max_shift=opts["smooth_max_shift"])
         with stage():
             if pose_keypoint is not None:
-                poses, skeletons = pipeline.poses_from_keypoints(
-                    pose_keypoint, reference_image, resolution=resolution, align=align,
-                    reference_keypoint=reference_pose_keypoint)
                 if driving_frames is not None:  # connected but unused: at least it must agree
-                    check_frame_counts(pose_keypoint=poses.num_frames, driving_frames=driving_frames.shape[0] + 1)
+                    check_frame_counts(pose_keypoint=len(pose_keypoint) - (reference_pose_keypoint is None),
+                                       driving_frames=driving_frames.shape[0])
+                kept, fps = pipeline.select_keypoint_frames(pose_keypoint, opts["fps"], sampling,
+                                                            reference_first=reference_pose_keypoint is None)
+                poses, skeletons = pipeline.poses_from_keypoints(
+                    kept, reference_image, resolution=resolution, align=align,
+                    reference_keypoint=reference_pose_keypoint, **people)
             elif dwpose_model is None or driving_frames is None:
                 raise InputError("DWPose Extract needs driving_frames and a dwpose_model (DWPose Loader), "
                                  "or a pose_keypoint input. Connect one of them.")
             else:
-                poses, skeletons = cls._detect(dwpose_model, reference_image, driving_frames, resolution, align)
-            return io.NodeOutput(poses, skeletons, pipeline.pose_keypoints(poses))
+                frames, fps = pipeline.select_frames(driving_frames, opts["fps"], sampling)
+                poses, skeletons = cls._detect(dwpose_model, reference_image, frames, resolution, align,
+                                               fit_on_empty_frames=opts["fit_on_empty_frames"], **people)
+            return io.NodeOutput(poses, pipeline.person_preview(skeletons, poses), pipeline.pose_keypoints(poses),
+                                 fps)
 
     @staticmethod
     def _detect(files: DWPoseFiles, reference: torch.Tensor, frames: torch.Tensor,
-                resolution: int, align: bool) -> tuple:
+                resolution: int, align: bool, **options) -> tuple:
         from ..dispose_core.pose.dwpose import load_dwpose
 
         detector = load_dwpose(files.detector, files.pose, providers=bridge.onnx_providers())
         try:
             return pipeline.extract_poses(
-                detector, reference, frames, resolution=resolution, align=align,
+                detector, reference, frames, resolution=resolution, align=align, **options,
                 progress=bridge.progress_bar(frames.shape[0] + 1), should_stop=bridge.should_stop)
         finally:
             del detector

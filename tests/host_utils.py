@@ -217,8 +217,9 @@ def call_node(node_id: str, **kwargs) -> tuple:
 
 
 def guidance_graph(num_frames: int = 9, resolution: int = 64) -> dict:
-    """The sample through DWPose Extract (POSE_KEYPOINT path), Sparse Motion Field, CMP and DIFT
-    nodes, as the example workflows wire them (run inside :func:`model_dirs` of the tiny models)."""
+    """The sample through DWPose Extract (POSE_KEYPOINT path, every frame kept: sample_stride 1),
+    Sparse Motion Field, CMP and DIFT nodes, as the example workflows wire them (run inside
+    :func:`model_dirs` of the tiny models)."""
     import torch
 
     from dispose_core.sample import make_sample
@@ -226,9 +227,9 @@ def guidance_graph(num_frames: int = 9, resolution: int = 64) -> dict:
     s = make_sample(num_frames=num_frames)
     ref = torch.from_numpy(s.reference).float()[None] / 255
     out = {"reference": ref, "frames": torch.from_numpy(s.frames).float() / 255, "keypoints_in": s.pose_keypoint}
-    out["poses"], out["skeletons"], out["keypoints"] = call_node(
+    out["poses"], out["skeletons"], out["keypoints"], out["fps"] = call_node(
         "DisPoseDWPoseExtract", reference_image=ref, resolution=resolution, align=True,
-        pose_keypoint=s.pose_keypoint)
+        pose_keypoint=s.pose_keypoint, sample_stride=1)
     out["motion"], out["motion_preview"] = call_node("DisPoseSparseMotionField", poses=out["poses"],
                                                      kernel_size=199, sigma=20.0)
     (out["cmp"],) = call_node("DisPoseCMPLoader", cmp_checkpoint="ckpt_iter_42000.pth.tar", precision="auto")

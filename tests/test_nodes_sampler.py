@@ -68,8 +68,8 @@ def test_motion_and_point_switches_change_the_result(runs):
 
 
 def test_poses_of_another_length_are_refused(graph):
-    poses, _, _ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=64, align=True,
-                            pose_keypoint=graph["keypoints_in"][:-2])
+    poses, *_ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=64, align=True,
+                          pose_keypoint=graph["keypoints_in"][:-2], sample_stride=1)
     with pytest.raises(errors.InputError, match="Frame counts do not match"):
         sample(graph, poses=poses, control=graph["control"])
 

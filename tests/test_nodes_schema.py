@@ -97,6 +97,39 @@ V1_NODES = {
     ], ("IMAGE",), ("frames",)),
 }
 
+# Inputs and outputs added since, in the order they were appended (issue 9: frame sampling,
+# person and empty-frame choices, the official-quirk switches). Appended after the V1 ones and
+# optional, so V1 widget positions and V1 API prompts (which lack them) stay valid.
+ADDED_INPUTS = {
+    "DisPoseDWPoseExtract": [
+        ("fps", "FLOAT", True, {"default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
+        ("sample_stride", "INT", True, {"default": 2, "min": 1, "max": 64}),
+        ("max_frames", "INT", True, {"default": 0, "min": 0, "max": 100000}),
+        ("skip_first_frames", "INT", True, {"default": 0, "min": 0, "max": 100000}),
+        ("person", "COMBO", True, {"default": "official"}),
+        ("person_index", "INT", True, {"default": 0, "min": 0, "max": 63}),
+        ("empty_frames", "COMBO", True, {"default": "official"}),
+        ("retarget", "BOOLEAN", True, {"default": False}),
+        ("smooth_window", "INT", True, {"default": 0, "min": 0, "max": 99}),
+        ("smooth_max_shift", "FLOAT", True, {"default": 8.0, "min": 0.0, "max": 1000.0, "step": 0.5}),
+        ("fit_on_empty_frames", "BOOLEAN", True, {"default": True}),
+    ],
+    "DisPoseSparseMotionField": [("drop_vanishing", "BOOLEAN", True, {"default": False})],
+    "DisPoseCMPDenseFlow": [("mask_invisible", "BOOLEAN", True, {"default": False})],
+    "DisPoseDIFTPointEmbed": [("natural_orientation", "BOOLEAN", True, {"default": False})],
+}
+ADDED_OUTPUTS = {"DisPoseDWPoseExtract": (("FLOAT",), ("fps",))}
+ADDED_OPTIONS = {("DisPoseDWPoseExtract", "person"): ["official", "largest_tracked", "by_index"],
+                 ("DisPoseDWPoseExtract", "empty_frames"): ["official", "interpolate", "hold"]}
+
+
+def expected_node(node_id: str) -> tuple[list[tuple], tuple[str, ...], tuple[str, ...]]:
+    """(inputs in order, output types, output names) a node must show: V1's, then what was appended."""
+    inputs, outputs, names = V1_NODES[node_id]
+    more_outputs, more_names = ADDED_OUTPUTS.get(node_id, ((), ()))
+    return inputs + ADDED_INPUTS.get(node_id, []), outputs + more_outputs, names + more_names
+
+
 EXPECTED_NAMES = {
     "DisPoseDWPoseLoader": "DWPose Loader (DisPose)",
     "DisPoseDWPoseExtract": "DWPose Extract",
@@ -137,15 +170,19 @@ def test_an_old_comfyui_gets_told_to_update():
 @pytest.mark.parametrize("node_id", sorted(V1_NODES))
 def test_saved_workflows_keep_working(node_id):
     """/object_info of every node has the inputs (in order), defaults, ranges and outputs of the
-    V1 release, so positional widgets_values and API prompts still map onto the same inputs."""
+    V1 release, then the optional ones appended since, so positional widgets_values, API prompts
+    and output slots still map onto the same inputs and outputs."""
     info = v1_info(node_id)
-    inputs, outputs, names = V1_NODES[node_id]
+    inputs, outputs, names = expected_node(node_id)
     order = info["input_order"]
     assert order.get("required", []) + order.get("optional", []) == [name for name, *_ in inputs]
+    assert all(optional for _, _, optional, _ in ADDED_INPUTS.get(node_id, []))
     for name, kind, optional, numbers in inputs:
         t, opts = info["input"]["optional" if optional else "required"][name]
         assert t == kind, (node_id, name)
         assert {k: opts[k] for k in ("default", "min", "max", "step") if k in opts} == numbers, (node_id, name)
+        if (node_id, name) in ADDED_OPTIONS:
+            assert opts["options"] == ADDED_OPTIONS[node_id, name]
     assert tuple(info["output"]) == outputs and tuple(info["output_name"]) == names
 
 

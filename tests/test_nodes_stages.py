@@ -43,8 +43,8 @@ def test_pose_keypoint_path(graph):
 
 def test_reference_pose_keypoint_input(graph):
     kp = graph["keypoints_in"]
-    poses, _, _ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=RESOLUTION,
-                            align=True, pose_keypoint=kp[1:], reference_pose_keypoint=[kp[0]])
+    poses, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=RESOLUTION,
+                               align=True, pose_keypoint=kp[1:], reference_pose_keypoint=[kp[0]], sample_stride=1)
     assert poses.num_frames == graph["poses"].num_frames
     assert abs(poses.body - graph["poses"].body).max() < 1e-4
     with pytest.raises(errors.InputError, match="Frame counts do not match"):
@@ -55,9 +55,9 @@ def test_reference_pose_keypoint_input(graph):
 def test_dwpose_path(tiny_models_dir, graph):
     with model_dirs(tiny_models_dir):
         (dwpose,) = call_node("DisPoseDWPoseLoader", detector="yolox_l.onnx", pose_model="dw-ll_ucoco_384.onnx")
-    poses, skeletons, keypoints = call_node(
+    poses, skeletons, keypoints, _ = call_node(
         "DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=RESOLUTION, align=False,
-        driving_frames=graph["frames"][:3], dwpose_model=dwpose)
+        driving_frames=graph["frames"][:3], dwpose_model=dwpose, sample_stride=1)
     assert poses.num_frames == 4 and skeletons.shape[0] == 4 and len(keypoints) == 4
     assert (poses.height, poses.width) == tuple(skeletons.shape[1:3])
 
@@ -107,8 +107,8 @@ def test_loaders_wrap_models_for_comfy(graph):
 
 
 def test_dense_flow_checks_canvas(graph):
-    other, _, _ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=128,
-                            align=True, pose_keypoint=graph["keypoints_in"])
+    other, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=graph["reference"], resolution=128,
+                               align=True, pose_keypoint=graph["keypoints_in"], sample_stride=1)
     flow, _ = call_node("DisPoseCMPDenseFlow", cmp_model=graph["cmp"], reference_image=graph["reference"],
                         poses=other, batch_size=4)
     assert tuple(flow.flow.shape[-2:]) == (other.height, other.width)  # reference is refitted to the canvas
