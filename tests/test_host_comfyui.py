@@ -30,6 +30,9 @@ pytestmark = pytest.mark.host
 CHECKOUT = comfy_checkout()
 
 DRIVING_FRAMES = 9
+DRIVING_RATE = 8  # fps of driving.mp4: stride 2 x max(1, int(8 / 24)) = 2 keeps frames 0, 2, 4, 6, 8
+KEPT_FRAMES, KEPT_RATE = 5, 4
+CLIPS = {"driving30.mp4": (30, 20), "driving60.mp4": (60, 20)}  # name: (fps, frames)
 REFERENCE_HW = (96, 64)
 # Small settings so the tiny random models finish in seconds on a CPU.
 FAST = {
@@ -48,21 +51,30 @@ def workflow(name: str, **overrides: dict) -> dict:
     return prompt
 
 
-def write_inputs(input_dir: Path) -> None:
-    """A reference PNG and a short driving mp4 (core LoadVideo needs a real video file)."""
+def write_driving_video(path: Path, frames: int, rate: int) -> None:
+    """A portrait mp4 with a bright box moving down, again every 9 frames (core LoadVideo needs a
+    real video file; the tiny DWPose finds people in these frames)."""
     import av
-    from PIL import Image
 
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (*REFERENCE_HW, 3), dtype=np.uint8)).save(input_dir / "reference.png")
-    with av.open(str(input_dir / "driving.mp4"), mode="w") as container:
-        stream = container.add_stream("libx264", rate=8)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = 64, 96, "yuv420p"
-        for i in range(DRIVING_FRAMES):
+        for i in (k % DRIVING_FRAMES for k in range(frames)):
             frame = np.full((96, 64, 3), 20 * i, np.uint8)
             frame[10 + 5 * i:40 + 5 * i, 20:44] = 255
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+
+
+def write_inputs(input_dir: Path) -> None:
+    """A reference PNG, the short driving mp4 the workflows name and the 30/60 fps clips."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (*REFERENCE_HW, 3), dtype=np.uint8)).save(input_dir / "reference.png")
+    write_driving_video(input_dir / "driving.mp4", DRIVING_FRAMES, DRIVING_RATE)
+    for name, (rate, frames) in CLIPS.items():
+        write_driving_video(input_dir / name, frames, rate)
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +111,14 @@ def video_shape(path: Path) -> tuple[int, int, int]:
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     return len(frames), frames[0].shape[0], frames[0].shape[1]
+
+
+def video_rate(path: Path) -> float:
+    """The average frame rate PyAV reads from a saved video's stream."""
+    import av
+
+    with av.open(str(path)) as container:
+        return float(container.streams.video[0].average_rate)
 
 
 def run_ok(server: ComfyServer, prompt: dict, timeout: float = 400) -> dict:
@@ -156,12 +176,14 @@ def test_model_files_route_is_registered(server):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("dispose_mimicmotion", {"video/dispose": DRIVING_FRAMES}),
-    ("mimicmotion_plain", {"video/mimicmotion": DRIVING_FRAMES}),
-    ("guidance_preview", {"preview/skeletons": DRIVING_FRAMES + 1, "preview/motion_field": DRIVING_FRAMES,
-                          "preview/dense_flow": DRIVING_FRAMES, "preview/correspondence": DRIVING_FRAMES + 1}),
+    ("dispose_mimicmotion", {"video/dispose": KEPT_FRAMES}),
+    ("mimicmotion_plain", {"video/mimicmotion": KEPT_FRAMES}),
+    ("guidance_preview", {"preview/skeletons": KEPT_FRAMES + 1, "preview/motion_field": KEPT_FRAMES,
+                          "preview/dense_flow": KEPT_FRAMES, "preview/correspondence": KEPT_FRAMES + 1}),
 ])
 def test_api_workflow_runs(server, name, expected):
+    """The 9-frame 8 fps driving.mp4: the official stride 2 keeps 5 frames, saved at 8 / 2 = 4 fps
+    (DWPose Extract's fps output feeds every CreateVideo)."""
     entry = run_ok(server, workflow(name))
     files = saved_videos(server, entry)
     assert len(files) == len(expected)
@@ -170,6 +192,28 @@ def test_api_workflow_runs(server, name, expected):
         count, height, width = video_shape(path)
         assert (height, width) == (64, 64)  # the canvas of a portrait reference at resolution 64
         assert count == frames, f"{path.name}: {count} frames"
+        assert video_rate(path) == KEPT_RATE, path.name
+
+
+@pytest.mark.parametrize("clip, frames, rate", [
+    ("driving30.mp4", 10, 15.0),  # stride 2 x max(1, int(30 / 24)) = 2: frames 0, 2, ..., 18
+    ("driving60.mp4", 5, 15.0),  # stride 2 x max(1, int(60 / 24)) = 4: frames 0, 4, ..., 16
+])
+def test_plain_workflow_samples_the_driving_video(server, clip, frames, rate):
+    """20-frame clips at 30 and 60 fps through the plain workflow: the official frame count, and
+    the saved animation plays at 15 fps, the official output rate, so it lasts as long as the clip."""
+    entry = run_ok(server, workflow("mimicmotion_plain", LoadVideo={"file": clip}))
+    (path,) = saved_videos(server, entry)
+    assert video_shape(path)[0] == frames and video_rate(path) == rate
+
+
+def test_guidance_preview_plays_at_the_effective_fps(server):
+    entry = run_ok(server, workflow("guidance_preview", LoadVideo={"file": "driving60.mp4"}))
+    files = saved_videos(server, entry)
+    assert len(files) == 4
+    for path in files:
+        frames = 6 if "skeletons" in path.name or "correspondence" in path.name else 5
+        assert (video_shape(path)[0], video_rate(path)) == (frames, 15.0), path.name
 
 
 def test_missing_model_fails_with_our_message(server, extra_cmp_dir):
