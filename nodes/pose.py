@@ -65,7 +65,7 @@ def extract_options() -> list[io.Input]:
                                "run keeps every sample_stride x max(1, int(fps / 24))-th frame, so a 60 fps clip "
                                "keeps every 4th. For an IMAGE batch without an fps output, type its rate."),
         io.Int.Input("sample_stride", default=SAMPLE_STRIDE, min=1, max=64, optional=True,
-                     tooltip="Keep every sample_stride-th driving frame (times int(fps / 24) above 48 fps); "
+                     tooltip="Keep every sample_stride-th driving frame (times int(fps / 24) from 48 fps on); "
                              "official 2. 1 keeps every frame of a 24-47 fps video."),
         io.Int.Input("max_frames", default=0, min=0, max=100000, optional=True,
                      tooltip="Use at most this many of the kept frames (0 = all, as officially), to try a long "
