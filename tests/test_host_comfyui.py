@@ -118,10 +118,11 @@ def combo_options(info: dict, node_id: str, name: str) -> list[str]:
 def test_object_info_lists_every_node(server):
     """The server registered the pack through comfy_entrypoint, with the V1 release's inputs,
     defaults and outputs (so saved workflows keep working) and the frontend folder."""
-    from test_nodes_schema import EXPECTED_NAMES, V1_NODES
+    from test_nodes_schema import EXPECTED_NAMES, V1_NODES, current_inputs
 
     info = server.get("/object_info")
-    for node_id, (inputs, outputs, names) in V1_NODES.items():
+    for node_id, (_, outputs, names) in V1_NODES.items():
+        inputs = current_inputs(node_id)
         assert node_id in info, f"{node_id} missing from /object_info:\n{server.log()[-3000:]}"
         node = info[node_id]
         assert node["display_name"] == EXPECTED_NAMES[node_id] and node["category"] == "DisPose"

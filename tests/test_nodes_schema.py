@@ -97,6 +97,27 @@ V1_NODES = {
     ], ("IMAGE",), ("frames",)),
 }
 
+# Inputs added after V1, appended after the V1 inputs (optional, so saved UI workflows keep their
+# positional widget values and API prompts without them still validate): issue 10 (single file,
+# core VAE / CLIP vision sockets, fp8 weights) and issue 9 (sampler switches).
+ADDED_INPUTS = {
+    "DisPoseMimicMotionLoader": [
+        ("vae", "VAE", True, {}),
+        ("clip_vision", "CLIP_VISION", True, {}),
+        ("weight_dtype", "COMBO", True, {"default": "default"}),
+    ],
+    "DisPoseMimicMotionSampler": [
+        ("official_batch_quirk", "BOOLEAN", True, {"default": True}),
+        ("noise_device", "COMBO", True, {"default": "official"}),
+    ],
+}
+
+
+def current_inputs(node_id: str) -> list[tuple]:
+    """The V1 inputs followed by those added since (the order /object_info must list)."""
+    return V1_NODES[node_id][0] + ADDED_INPUTS.get(node_id, [])
+
+
 EXPECTED_NAMES = {
     "DisPoseDWPoseLoader": "DWPose Loader (DisPose)",
     "DisPoseDWPoseExtract": "DWPose Extract",
@@ -139,7 +160,8 @@ def test_saved_workflows_keep_working(node_id):
     """/object_info of every node has the inputs (in order), defaults, ranges and outputs of the
     V1 release, so positional widgets_values and API prompts still map onto the same inputs."""
     info = v1_info(node_id)
-    inputs, outputs, names = V1_NODES[node_id]
+    _, outputs, names = V1_NODES[node_id]
+    inputs = current_inputs(node_id)
     order = info["input_order"]
     assert order.get("required", []) + order.get("optional", []) == [name for name, *_ in inputs]
     for name, kind, optional, numbers in inputs:
@@ -162,7 +184,7 @@ def test_socket_types_connect():
     schemas = [cls.GET_SCHEMA() for cls in pack_nodes().values()]
     produced = {o.io_type for s in schemas for o in s.outputs}
     consumed = {i.io_type for s in schemas for i in s.inputs}
-    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO"}
+    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO", "VAE", "CLIP_VISION"}
     assert {"DISPOSE_POSES", "DISPOSE_MOTION", "DISPOSE_FLOW", "DISPOSE_POINTS", "DISPOSE_CONTROL",
             "MIMICMOTION_MODEL", "DWPOSE_MODEL", "CMP_MODEL", "DIFT_MODEL", "DISPOSE_CONTROLNET",
             "POSE_KEYPOINT"} <= produced

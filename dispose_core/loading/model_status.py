@@ -25,6 +25,8 @@ DIFFUSERS_PARTS: dict[str, tuple[str, ...]] = {
 ALTERNATIVES: dict[str, str] = {
     "sd15": "or a single-file SD 1.5 checkpoint (.safetensors/.ckpt) in models/checkpoints/, "
             "picked in the DIFT Loader as checkpoints/<file>",
+    "svd": "or ComfyUI's single file svd_xt_1_1.safetensors (or svd_xt.safetensors) in models/checkpoints/, "
+           "picked in the MimicMotion Loader as checkpoints/<file>",
 }
 
 

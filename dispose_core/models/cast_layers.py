@@ -86,10 +86,14 @@ def casting_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def compute_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and dtype ``model`` computes in: set by ``store_weights_fp8`` / ``stream_weights``,
-    else those of its first parameter (a plain module)."""
-    param = next(model.parameters())
-    return getattr(model, "compute_device", param.device), getattr(model, "compute_dtype", param.dtype)
+    """Device and dtype ``model`` computes in: set by ``store_weights_fp8`` / ``stream_weights`` (or
+    by a host's wrapper of its own model, which has no parameters here), else those of its first
+    parameter (a plain module)."""
+    device, dtype = getattr(model, "compute_device", None), getattr(model, "compute_dtype", None)
+    if device is None or dtype is None:
+        param = next(model.parameters())
+        device, dtype = device or param.device, dtype or param.dtype
+    return device, dtype
 
 
 def set_placement(model: nn.Module, dtype: torch.dtype | None = None,
