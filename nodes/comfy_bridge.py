@@ -97,12 +97,14 @@ class Managed:
     ``patcher`` is the ComfyUI ``ModelPatcher`` of ``modules`` (the object ``load_models_gpu``
     understands). ``castable``: the Linear/Conv layers cast their weights per call, so ComfyUI may
     load the model partially (its low-VRAM path) and the layers left on the offload device still run.
+    ``loads_itself``: one of ComfyUI's own models, loaded by its own calls; we only unload it.
     """
 
     value: Any
     modules: torch.nn.Module
     patcher: comfy.model_patcher.ModelPatcher
     castable: bool = False
+    loads_itself: bool = False  # a ComfyUI model whose own calls (VAE.encode/decode) load it
 
 
 def manage(value: Any, castable: bool = False) -> Managed:
@@ -126,24 +128,23 @@ def manage(value: Any, castable: bool = False) -> Managed:
 def manage_core(value: Any, core: Any) -> Managed:
     """``value`` (what the sampler calls) computing with ComfyUI's model ``core`` (a core VAE or
     CLIP_VISION), managed through ComfyUI's own patcher of it."""
-    return Managed(value, core.patcher.model, core.patcher)
+    return Managed(value, core.patcher.model, core.patcher, loads_itself=True)
 
 
 def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.device:
     """Make room (offloading other models, e.g. CMP/DIFT before the sampler) and load ``models``.
 
-    Models that are not ``castable`` are loaded fully; castable ones are left to ComfyUI, which
-    loads them partially when they do not fit beside ``memory_required`` (``--lowvram``,
-    ``--novram``, ``--reserve-vram`` and ``--gpu-only`` act as for core models). Castable models
-    then compute on the load device whichever of their weights stayed on the offload device.
+    When all of them are ``castable``, ComfyUI decides how much to load: fully where they fit beside
+    ``memory_required``, partially otherwise (``--lowvram``, ``--novram``, ``--reserve-vram`` and
+    ``--gpu-only`` act as for core models); they then compute on the load device whichever of
+    their weights stayed on the offload device. Otherwise the load is a full one. ComfyUI's own
+    models (``loads_itself``) are left to their calls, which load them with ComfyUI's estimates.
     """
-    full = [m.patcher for m in models if not m.castable]
-    partial = [m for m in models if m.castable]
-    if full:
-        mm.load_models_gpu(full, memory_required=memory_required, force_full_load=True)
-    if partial:
-        mm.load_models_gpu([m.patcher for m in partial], memory_required=memory_required)
-    for m in partial:
+    ours = [m for m in models if not m.loads_itself]
+    castable = all(m.castable for m in ours)
+    if ours:
+        mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
+    for m in ours if castable else []:
         set_placement(m.modules, device=m.patcher.load_device)
     return mm.get_torch_device()
 
@@ -172,11 +173,6 @@ def vae_memory(frames: int, height: int, width: int, dtype: torch.dtype, *, deco
     if decode:
         return frames * (height // 8) * (width // 8) * _VAE_DECODE_BYTES_PER_LATENT_PIXEL * size
     return frames * height * width * _VAE_ENCODE_BYTES_PER_PIXEL * size
-
-
-def loaded_models() -> list[Any]:
-    """The patchers ComfyUI holds loaded now (``current_loaded_models``), for phase checks and logs."""
-    return [m.model for m in mm.current_loaded_models if m.model is not None]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -199,18 +199,15 @@ def _noise_generator(noise_device: str, seed: int) -> torch.Generator:
 @contextmanager
 def _phase(name: str, models: list[bridge.Managed], memory_required: int = 0) -> Iterator[None]:
     """Load ``models`` for one sampler phase and offload them afterwards (also on failure), so no
-    phase keeps another phase's weights; an out-of-memory error gets our advice."""
+    phase keeps another phase's weights; an out-of-memory error gets our advice (``stage`` then
+    releases the cached memory)."""
     try:
         bridge.load_to_device(models, memory_required)
-        log.debug("MimicMotion Sampler %s phase: loaded %s", name,
-                  [type(p.model).__name__ for p in bridge.loaded_models()])
         yield
     except Exception as exc:
         if bridge.is_out_of_memory(exc):
-            bridge.unload(models)
-            bridge.free_memory()
-            raise DeviceMemoryError(f"Out of memory in the MimicMotion Sampler's {name} phase: {OUT_OF_MEMORY_ADVICE}."
-                             ) from exc
+            raise DeviceMemoryError(
+                f"Out of memory in the MimicMotion Sampler's {name} phase: {OUT_OF_MEMORY_ADVICE}.") from exc
         raise
     finally:
         bridge.unload(models)
@@ -250,16 +247,16 @@ class MimicMotionSampler(io.ComfyNode):
                              tooltip="Frames decoded together by the VAE (memory vs speed)."),
                 Control.Input("control", optional=True,
                               tooltip="From Hybrid ControlNet Apply; leave empty for plain MimicMotion."),
-                advanced(io.Boolean.Input("official_batch_quirk", default=True, optional=True,
-                                 tooltip="On (official): reproduce diffusers 0.27's mix-up of the CFG batch in "
-                                         "the SVD temporal cross-attention, which the official code runs on and "
-                                         "the trained weights saw. Off: the corrected attention (later "
-                                         "diffusers).")),
-                advanced(io.Combo.Input("noise_device", options=list(NOISE_DEVICES), default="official", optional=True,
-                               tooltip="official: the initial noise is drawn by a generator on the compute "
-                                       "device, a CUDA generator on a GPU, as the official script does. cpu: "
-                                       "always drawn on the CPU, so a seed gives the same video on every "
-                                       "machine.")),
+                advanced(io.Boolean.Input(
+                    "official_batch_quirk", default=True, optional=True,
+                    tooltip="On (official): reproduce diffusers 0.27's mix-up of the CFG batch in the SVD temporal "
+                            "cross-attention, which the official code runs on and the trained weights saw. Off: "
+                            "the corrected attention (later diffusers).")),
+                advanced(io.Combo.Input(
+                    "noise_device", options=list(NOISE_DEVICES), default="official", optional=True,
+                    tooltip="official: the initial noise is drawn by a generator on the compute device, a CUDA "
+                            "generator on a GPU, as the official script does. cpu: always drawn on the CPU, so a "
+                            "seed gives the same video on every machine.")),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="One generated frame per driving frame "
                                                                     "(the reference frame is dropped).")])
