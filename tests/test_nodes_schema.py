@@ -263,6 +263,29 @@ def test_missing_single_file_sd15_names_the_checkpoints_folder(tmp_path):
     assert "'sd15.safetensors'" in str(err.value) and str(tmp_path / "checkpoints") in str(err.value)
 
 
+def test_svd_single_file_choice_and_errors(tmp_path):
+    """The MimicMotion Loader lists .safetensors files of models/checkpoints as checkpoints/<file>;
+    a missing one names the checkpoints folder, an SD 1.5 file is named as such."""
+    from safetensors.torch import save_file
+
+    (tmp_path / "checkpoints").mkdir()
+    save_file({"cond_stage_model.transformer.text_model.embeddings.position_ids": torch.zeros(1, 77)},
+              str(tmp_path / "checkpoints" / "v1-5-pruned-emaonly.safetensors"))
+    (tmp_path / "checkpoints" / "notes.ckpt").write_bytes(b"x")
+    loader = dict(mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="auto")
+    with model_dirs(tmp_path):
+        options = v1_info("DisPoseMimicMotionLoader")["input"]["required"]["svd_folder"][1]["options"]
+        assert options == ["stable-video-diffusion-img2vid-xt-1-1", "checkpoints/v1-5-pruned-emaonly.safetensors"]
+        with pytest.raises(errors.ModelFileError) as err:
+            call_node("DisPoseMimicMotionLoader", svd_folder="checkpoints/svd_xt_1_1.safetensors", **loader)
+        assert "'svd_xt_1_1.safetensors' not found" in str(err.value)
+        assert str(tmp_path / "checkpoints") in str(err.value)
+        (tmp_path / "mimicmotion").mkdir()
+        (tmp_path / "mimicmotion" / "MimicMotion_1-1.pth").write_bytes(b"x")
+        with pytest.raises(errors.ModelFileError, match=r"is a Stable Diffusion 1\.x checkpoint"):
+            call_node("DisPoseMimicMotionLoader", svd_folder="checkpoints/v1-5-pruned-emaonly.safetensors", **loader)
+
+
 def test_unknown_file_name_is_reported(tmp_path):
     with model_dirs(tmp_path), pytest.raises(errors.ModelFileError, match="'typo.pth' not found"):
         call_node("DisPoseCMPLoader", cmp_checkpoint="typo.pth", precision="auto")
