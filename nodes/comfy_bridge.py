@@ -19,7 +19,7 @@ import folder_paths
 import torch
 
 from ..dispose_core.loading.layout import MODEL_FOLDERS
-from ..dispose_core.models.cast_layers import casting_layers, set_placement
+from ..dispose_core.models.cast_layers import casting_layers, place_other_tensors, set_placement
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 WEIGHT_DTYPES = ("default", "fp8_e4m3fn")  # storage of the UNet and ControlNet weights
@@ -144,7 +144,8 @@ def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.dev
     castable = all(m.castable for m in ours)
     if ours:
         mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
-    for m in ours if castable else []:
+    for m in ours if castable else []:  # what ComfyUI cannot cast (norms, embeddings) must be on the device
+        place_other_tensors(m.modules, m.patcher.load_device)
         set_placement(m.modules, device=m.patcher.load_device)
     return mm.get_torch_device()
 
