@@ -5,12 +5,16 @@
 The real SVD xt 1.1 / MimicMotion / DisPose architectures are built on the meta device (shapes
 only, nothing allocated) in fp16, and the library's memory modes are applied to them:
   * all-in-one: the four models together for the whole run (what one ModelPatcher holding
-    everything gives);
+    everything gave, the pack's nodes before issue 10);
   * per phase: encode = CLIP image encoder + VAE, sample = UNet + PoseNet + ControlNet,
-    decode = VAE (``load_mimicmotion_parts`` + the sampler's three phases);
-  * fp8: UNet and ControlNet Linear/Conv weights in float8_e4m3fn (``store_weights_fp8``);
+    decode = VAE: the MimicMotion Sampler node's policy (one ComfyUI patcher per model, each
+    phase's models loaded for it and unloaded after it; the same with core VAE/CLIP_VISION sockets);
+  * fp8: UNet and ControlNet Linear/Conv weights in float8_e4m3fn (``store_weights_fp8``; the
+    MimicMotion Loader's ``weight_dtype`` fp8_e4m3fn, PoseNet, CLIP and VAE stay as they are);
   * stream: the sample phase's weights under each ``--budget-gib`` minus the measured tile
-    activation memory at 576x1024, tile 16 (``stream_weights`` + ``tile_activation_bytes``).
+    activation memory at 576x1024, tile 16 (``stream_weights`` + ``tile_activation_bytes``). In
+    ComfyUI the node passes that activation estimate as ``memory_required`` and ComfyUI's partial
+    load picks which layers stay resident under the budget; the resident total is the same bound.
 """
 from __future__ import annotations
 

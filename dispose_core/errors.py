@@ -19,3 +19,7 @@ class CheckpointKeyError(ModelFileError):
 
 class InputError(DisposeError):
     """Node inputs are inconsistent or unsupported (sizes, frame counts, dtypes)."""
+
+
+class DeviceMemoryError(DisposeError):
+    """The models and their working memory do not fit the device: the message lists settings that need less."""

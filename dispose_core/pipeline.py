@@ -274,10 +274,11 @@ def hybrid_control(
 
 def animation_plan(
     reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
-    settings: SamplerSettings = SamplerSettings(),
+    settings: SamplerSettings = SamplerSettings(), generator: torch.Generator | None = None,
 ) -> SamplingPlan:
     """Validated run of MimicMotion (+ DisPose control): the reference on the poses' canvas, the
-    rendered poses and the settings. Cheap; the phases then run with their own models:
+    rendered poses and the settings (``generator``: the noise generator, default a CPU one seeded
+    with ``settings.seed``). Cheap; the phases then run with their own models:
     ``encode_reference(plan, image_encoder, vae)`` -> ``denoise_latents(encoded, denoiser, ticker)``
     -> ``decode_frames(vae, latents, plan, ticker=ticker)``, with ``ticker = plan.ticker(progress, should_stop)``.
     """
@@ -288,7 +289,8 @@ def animation_plan(
         reference_on_canvas(reference, poses), render_poses(poses), control=control, seed=settings.seed,
         steps=settings.steps, min_guidance=settings.min_guidance, max_guidance=settings.max_guidance,
         noise_aug=settings.noise_aug, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
-        tile_size=settings.tile_size, overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size)
+        tile_size=settings.tile_size, overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size,
+        generator=generator)
 
 
 def animate(

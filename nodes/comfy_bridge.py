@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import comfy.model_management as mm
@@ -18,8 +19,10 @@ import folder_paths
 import torch
 
 from ..dispose_core.loading.layout import MODEL_FOLDERS
+from ..dispose_core.models.cast_layers import casting_layers, place_other_tensors, set_placement
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+WEIGHT_DTYPES = ("default", "fp8_e4m3fn")  # storage of the UNet and ControlNet weights
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CHECKPOINTS = "checkpoints"  # ComfyUI's folder of single-file checkpoints (SD 1.5 for DIFT)
 
@@ -92,17 +95,22 @@ class Managed:
     """A core model object plus the torch modules ComfyUI moves between devices for it.
 
     ``patcher`` is the ComfyUI ``ModelPatcher`` of ``modules`` (the object ``load_models_gpu``
-    understands).
+    understands). ``castable``: the Linear/Conv layers cast their weights per call, so ComfyUI may
+    load the model partially (its low-VRAM path) and the layers left on the offload device still run.
+    ``loads_itself``: one of ComfyUI's own models, loaded by its own calls; we only unload it.
     """
 
     value: Any
     modules: torch.nn.Module
     patcher: comfy.model_patcher.ModelPatcher
+    castable: bool = False
+    loads_itself: bool = False  # a ComfyUI model whose own calls (VAE.encode/decode) load it
 
 
-def manage(value: Any) -> Managed:
+def manage(value: Any, castable: bool = False) -> Managed:
     """Wrap a loaded model (a module, or an object holding modules) so ComfyUI accounts for its
-    weights and can offload it when another stage needs the memory."""
+    weights and can offload it when another stage needs the memory; ``castable`` switches its
+    Linear/Conv layers to casting layers first (same output) so ComfyUI can load it partially."""
     # A container of our own: ModelPatcher sets bookkeeping attributes (``device`` among them) on
     # the module it manages, which must not clash with the core modules' own ``device`` property.
     if isinstance(value, torch.nn.Module):
@@ -110,25 +118,112 @@ def manage(value: Any) -> Managed:
     else:
         modules = torch.nn.ModuleDict(
             {k: v for k, v in vars(value).items() if isinstance(v, torch.nn.Module)})
+    if castable:
+        casting_layers(modules)
     patcher = comfy.model_patcher.ModelPatcher(
         modules, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
-    return Managed(value, modules, patcher)
+    return Managed(value, modules, patcher, castable)
+
+
+def manage_core(value: Any, core: Any) -> Managed:
+    """``value`` (what the sampler calls) computing with ComfyUI's model ``core`` (a core VAE or
+    CLIP_VISION), managed through ComfyUI's own patcher of it."""
+    return Managed(value, core.patcher.model, core.patcher, loads_itself=True)
 
 
 def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.device:
     """Make room (offloading other models, e.g. CMP/DIFT before the sampler) and load ``models``.
 
-    Plain torch layers cannot be partially loaded, so the load is a full one; ComfyUI still frees
-    everything else first, which is what low-VRAM modes rely on.
+    When all of them are ``castable``, ComfyUI decides how much to load: fully where they fit beside
+    ``memory_required``, partially otherwise (``--lowvram``, ``--novram``, ``--reserve-vram`` and
+    ``--gpu-only`` act as for core models); they then compute on the load device whichever of
+    their weights stayed on the offload device. Otherwise the load is a full one. ComfyUI's own
+    models (``loads_itself``) are left to their calls, which load them with ComfyUI's estimates.
     """
-    mm.load_models_gpu([m.patcher for m in models], memory_required=memory_required, force_full_load=True)
+    ours = [m for m in models if not m.loads_itself]
+    castable = all(m.castable for m in ours)
+    if ours:
+        mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
+    for m in ours if castable else []:  # what ComfyUI cannot cast (norms, embeddings) must be on the device
+        place_other_tensors(m.modules, m.patcher.load_device)
+        set_placement(m.modules, device=m.patcher.load_device)
     return mm.get_torch_device()
+
+
+def unload(models: list[Managed]) -> None:
+    """Offload ``models`` now (ComfyUI keeps a model loaded until another needs the memory), so the
+    next phase does not hold this one's weights. The same steps as ``mm.free_memory`` per model:
+    ``LoadedModel.model_unload`` then drop it from ``current_loaded_models`` (0.3.64 and 0.33.0)."""
+    patchers = [m.patcher for m in models]
+    for i in reversed(range(len(mm.current_loaded_models))):
+        loaded = mm.current_loaded_models[i]
+        if any(loaded.model is p for p in patchers) and loaded.model_unload():
+            mm.current_loaded_models.pop(i)
+
+
+# ComfyUI's working-memory estimates for an SD-family KL VAE (comfy/sd.py, VAE.memory_used_encode /
+# memory_used_decode; its comment says they are on the high side): bytes per pixel per dtype byte
+# for encoding, per latent pixel for decoding. Not measured here; used to free room for our VAE.
+_VAE_ENCODE_BYTES_PER_PIXEL = 1767
+_VAE_DECODE_BYTES_PER_LATENT_PIXEL = 2178 * 64
+
+
+def vae_memory(frames: int, height: int, width: int, dtype: torch.dtype, *, decode: bool) -> int:
+    """ComfyUI's estimate of the VAE's activations for ``frames`` images of ``height`` x ``width`` pixels."""
+    size = torch.empty(0, dtype=dtype).element_size()
+    if decode:
+        return frames * (height // 8) * (width // 8) * _VAE_DECODE_BYTES_PER_LATENT_PIXEL * size
+    return frames * height * width * _VAE_ENCODE_BYTES_PER_PIXEL * size
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """ComfyUI's OOM exception type (torch's CUDA OOM; ``Exception`` where torch has none, so check torch's)."""
+    kind = mm.OOM_EXCEPTION if mm.OOM_EXCEPTION is not Exception else torch.cuda.OutOfMemoryError
+    return isinstance(exc, kind)
 
 
 def free_memory() -> None:
     """Release cached device memory (after a stage, and after an interruption)."""
     gc.collect()
     mm.soft_empty_cache()
+
+
+# ------------------------------------------------------------------ ComfyUI's own VAE and CLIP vision
+class CoreVAE(torch.nn.Module):
+    """ComfyUI's VAE (e.g. from ImageOnlyCheckpointLoader) behind the calls the sampler's phases make
+    on a diffusers temporal VAE. ComfyUI's ``encode``/``decode`` load it, split the batch by free
+    memory and fall back to tiles on OOM; it decodes each batch as one video (the temporal mixing
+    spans the chunk the sampler passes, as ours)."""
+
+    def __init__(self, vae: Any, scaling_factor: float):
+        super().__init__()
+        self.core = vae
+        self.config = SimpleNamespace(scaling_factor=scaling_factor)
+        # inputs stay where the sampler has them: ComfyUI moves them to its device and dtype
+        self.compute_device, self.compute_dtype = intermediate_device(), torch.float32
+
+    def encode(self, image_pm1: torch.Tensor) -> SimpleNamespace:
+        latents = self.core.encode(((image_pm1 + 1.0) / 2.0).movedim(1, -1))  # ComfyUI takes [0,1] (B,H,W,C)
+        return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: latents))
+
+    def decode(self, latents: torch.Tensor, num_frames: int) -> SimpleNamespace:
+        pixels = self.core.decode(latents)  # (B,H,W,C) in [0,1]; the batch is the video
+        return SimpleNamespace(sample=pixels.movedim(-1, 1) * 2.0 - 1.0)
+
+
+class CoreImageEncoder(torch.nn.Module):
+    """ComfyUI's CLIP vision model (CLIP_VISION socket) called on pixels that are already preprocessed
+    (the sampler's SVD resize and normalisation), instead of ``encode_image``'s own preprocessing."""
+
+    def __init__(self, clip_vision: Any):
+        super().__init__()
+        self.core = clip_vision
+        self.compute_device, self.compute_dtype = clip_vision.load_device, torch.float32  # as encode_image
+
+    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
+        mm.load_model_gpu(self.core.patcher)
+        out = self.core.model(pixel_values=pixel_values.to(self.core.load_device).float(), intermediate_output=-2)
+        return SimpleNamespace(image_embeds=out[2].to(intermediate_device()))
 
 
 # ------------------------------------------------------------------ progress and interrupts

@@ -13,6 +13,7 @@ from typing import Iterator
 
 from comfy_api.latest import io
 
+from ..dispose_core.errors import ModelFileError
 from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.pipeline import find_model_file
 from . import comfy_bridge as bridge
@@ -57,6 +58,31 @@ def model_path(key: str, name: str) -> Path:
     return find_model_file(key, bridge.folder_dirs(BY_KEY[key].folder), name)
 
 
+SINGLE_FILE = f"{bridge.CHECKPOINTS}/"  # prefix of single-file choices in a folder-or-file dropdown
+
+
+def folder_or_single_file_input(name: str, key: str, tooltip: str, suffixes: tuple[str, ...]) -> io.Combo.Input:
+    """Diffusers folders of the ``key`` entry, then single files from models/checkpoints (as
+    ``checkpoints/<file>``, only names ending in one of ``suffixes``)."""
+    files = [f for f in bridge.list_models(bridge.CHECKPOINTS) if f.lower().endswith(suffixes)]
+    return model_input(name, key, f"{tooltip} A single file from models/{bridge.CHECKPOINTS}/ is shown as "
+                                  f"{SINGLE_FILE}<file>.", extra=[SINGLE_FILE + f for f in files])
+
+
+def folder_or_single_file_path(key: str, choice: str, what: str) -> Path:
+    """Path of the chosen diffusers folder or ``checkpoints/<file>``; ModelFileError naming where we looked."""
+    if not choice.startswith(SINGLE_FILE):
+        return model_path(key, choice)
+    name = choice[len(SINGLE_FILE):]
+    found = bridge.find_model(bridge.CHECKPOINTS, name)
+    if found is None:
+        searched = ", ".join(bridge.folder_dirs(bridge.CHECKPOINTS)) or f"models/{bridge.CHECKPOINTS}"
+        raise ModelFileError(f"{what} '{name}' not found in {searched}. Put it into "
+                             f"ComfyUI/models/{bridge.CHECKPOINTS}/ or use the diffusers folder "
+                             f"{BY_KEY[key].name} from {BY_KEY[key].source}.")
+    return Path(found)
+
+
 def reference_input() -> io.Image.Input:
     return io.Image.Input("reference_image", tooltip="The same reference image as for DWPose Extract.")
 
@@ -71,11 +97,11 @@ def precision_input() -> io.Combo.Input:
                                   "(fp16/bf16 on GPUs, fp32 on CPU).")
 
 
-def advanced(item: io.Input) -> io.Input:
-    """Mark a switch for the official quirks as advanced: ComfyUI 0.33's frontend folds such inputs
-    away. 0.3.64's ``Input`` has no such field and serves the input as a plain one."""
-    item.advanced = True
-    return item
+def advanced(widget: io.Input) -> io.Input:
+    """Mark an input advanced (newer frontends fold it away). Set through ``extra_dict``: ComfyUI
+    0.3.64's widget inputs take no ``advanced`` argument, 0.33.0's serialise this key the same way."""
+    widget.extra_dict = {**widget.extra_dict, "advanced": True}
+    return widget
 
 
 def working_memory(batch: int, height: int, width: int, models: list[bridge.Managed]) -> int:

@@ -7,38 +7,21 @@ import torch
 from comfy_api.latest import io
 
 from ..dispose_core import pipeline
-from ..dispose_core.errors import ModelFileError
-from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
-from .common import (SEED_MAX, DIFTModel, Points, advanced, model_input, model_path, poses_input, precision_input,
-                     reference_input, schema, stage, working_memory)
-
-
-SINGLE_FILE = f"{bridge.CHECKPOINTS}/"  # prefix of single-file choices in the dropdown
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+from .common import (SEED_MAX, DIFTModel, Points, advanced, folder_or_single_file_input, folder_or_single_file_path,
+                     poses_input, precision_input, reference_input, schema, stage, working_memory)
 
 
 def sd15_input() -> io.Combo.Input:
     """Diffusers folders from models/diffusers, then single-file checkpoints from models/checkpoints."""
-    files = [f for f in bridge.list_models(bridge.CHECKPOINTS) if f.lower().endswith(SINGLE_FILE_SUFFIXES)]
-    return model_input("sd15_folder", "sd15", "Stable Diffusion 1.5: a diffusers folder, or a single-file "
-                                              "checkpoint from models/checkpoints/ (shown as checkpoints/<file>).",
-                       extra=[SINGLE_FILE + f for f in files])
+    return folder_or_single_file_input("sd15_folder", "sd15", "Stable Diffusion 1.5: a diffusers folder, or a "
+                                                              "single-file checkpoint.", (".safetensors", ".ckpt"))
 
 
 def sd15_path(choice: str) -> Path:
     """Path of the chosen SD 1.5 folder or single file; ModelFileError naming where we looked."""
-    if not choice.startswith(SINGLE_FILE):
-        return model_path("sd15", choice)
-    name = choice[len(SINGLE_FILE):]
-    found = bridge.find_model(bridge.CHECKPOINTS, name)
-    if found is None:
-        searched = ", ".join(bridge.folder_dirs(bridge.CHECKPOINTS)) or f"models/{bridge.CHECKPOINTS}"
-        raise ModelFileError(f"SD 1.5 checkpoint '{name}' not found in {searched}. Put it into "
-                             f"ComfyUI/models/{bridge.CHECKPOINTS}/ or use the diffusers folder "
-                             f"{BY_KEY['sd15'].name} from {BY_KEY['sd15'].source}.")
-    return Path(found)
+    return folder_or_single_file_path("sd15", choice, "SD 1.5 checkpoint")
 
 
 class DIFTLoader(io.ComfyNode):

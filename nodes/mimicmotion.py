@@ -3,15 +3,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 from comfy_api.latest import io
 
 from ..dispose_core import pipeline
+from ..dispose_core.errors import DeviceMemoryError
+from ..dispose_core.models.units import ImageEncoder
 from ..dispose_core.types import DenseFlow, MotionField, PointEmbeddings, PoseSequence
 from . import comfy_bridge as bridge
-from .common import (SEED_MAX, Control, DisPoseControlNet, Flow, MimicMotionModel, Motion, Points, model_input,
-                     model_path, poses_input, precision_input, reference_input, schema, stage, working_memory)
+from .common import (SEED_MAX, Control, advanced, DisPoseControlNet, Flow, MimicMotionModel, Motion, Points,
+                     folder_or_single_file_input, folder_or_single_file_path, model_input, model_path, poses_input,
+                     precision_input, reference_input, schema, stage)
 
 log = logging.getLogger(__name__)
 _DEFAULTS = pipeline.SamplerSettings()
@@ -26,16 +33,48 @@ def _percent(name: str, default: float, tooltip: str) -> io.Float.Input:
     return io.Float.Input(name, default=default, min=0.0, max=1.0, step=0.01, tooltip=tooltip)
 
 
+@dataclass
+class MimicMotionUnits:
+    """What MimicMotion Loader hands on: each phase's model with its own ComfyUI patcher, so the
+    sampler loads CLIP + VAE to encode, UNet + PoseNet (+ ControlNet) to sample, the VAE to decode."""
+
+    image_encoder: bridge.Managed  # value: ImageEncoder (ours, or ComfyUI's CLIP vision with our preprocessing)
+    vae: bridge.Managed  # value: diffusers temporal VAE, or ComfyUI's VAE behind bridge.CoreVAE
+    denoiser: bridge.Managed  # value: Denoiser (UNet + PoseNet), castable layers
+    mimicmotion_path: Path  # where the UNet weights came from (the ControlNet's copy under fp8)
+    fp8: bool  # UNet (and the ControlNet built from it) store their weights in float8_e4m3fn
+
+
+def _weight_dtype_input() -> io.Combo.Input:
+    return io.Combo.Input(
+        "weight_dtype", options=list(bridge.WEIGHT_DTYPES), default="default", optional=True,
+        tooltip="Storage of the UNet and DisPose ControlNet weights. default: the precision above (official). "
+                "fp8_e4m3fn: 1 byte per weight with a per-tensor scale, upcast per layer to the precision "
+                "above; halves their memory, costs some accuracy (see the README's Memory section).")
+
+
 class MimicMotionLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
             "DisPoseMimicMotionLoader", "MimicMotion Loader",
-            "Loads SVD xt 1.1 (VAE, image encoder, UNet) with MimicMotion's UNet and PoseNet weights.",
-            inputs=[model_input("svd_folder", "svd",
-                                "Stable Video Diffusion img2vid xt 1.1 in diffusers format (a folder)."),
+            "Loads SVD xt 1.1 (VAE, image encoder, UNet config) with MimicMotion's UNet and PoseNet weights; "
+            "each model gets its own memory management.",
+            inputs=[folder_or_single_file_input(
+                        "svd_folder", "svd", "Stable Video Diffusion img2vid xt 1.1: the diffusers folder, or "
+                                             "ComfyUI's single file svd_xt_1_1.safetensors (VAE and CLIP vision "
+                                             "are read from it; its UNet part is not used).", (".safetensors",)),
                     model_input("mimicmotion_checkpoint", "mimicmotion", "MimicMotion 1.1 weights (UNet + PoseNet)."),
-                    precision_input()],
+                    precision_input(),
+                    io.Vae.Input("vae", optional=True,
+                                 tooltip="Optional: ComfyUI's SVD VAE (e.g. Image Only Checkpoint Loader). Encoding "
+                                         "and decoding then go through it, with ComfyUI's memory management and "
+                                         "tiled fallback; empty: the VAE from svd_folder."),
+                    io.ClipVision.Input("clip_vision", optional=True,
+                                        tooltip="Optional: ComfyUI's SVD CLIP vision model (e.g. Image Only "
+                                                "Checkpoint Loader), fed with SVD's own preprocessing (antialiased "
+                                                "resize, normalisation); empty: the image encoder from svd_folder."),
+                    _weight_dtype_input()],
             outputs=[MimicMotionModel.Output(display_name="mimicmotion_model",
                                              tooltip="For DisPose ControlNet Loader and MimicMotion Sampler.")])
 
@@ -46,11 +85,27 @@ class MimicMotionLoader(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, svd_folder: str, mimicmotion_checkpoint: str, precision: str) -> io.NodeOutput:
-        svd, weights = model_path("svd", svd_folder), model_path("mimicmotion", mimicmotion_checkpoint)
-        from ..dispose_core.loading.mimicmotion import load_mimicmotion
+    def execute(cls, svd_folder: str, mimicmotion_checkpoint: str, precision: str, vae=None, clip_vision=None,
+                weight_dtype: str = "default") -> io.NodeOutput:
+        svd = folder_or_single_file_path("svd", svd_folder, "SVD xt single file")
+        weights = model_path("mimicmotion", mimicmotion_checkpoint)
+        from ..dispose_core.loading.mimicmotion import load_mimicmotion_parts
+        from ..dispose_core.models.cast_layers import store_weights_fp8
 
-        return io.NodeOutput(bridge.manage(load_mimicmotion(svd, weights, bridge.pick_dtype(precision))))
+        parts = load_mimicmotion_parts(svd, weights, bridge.pick_dtype(precision))
+        if getattr(parts.svd, "report", None) is not None:
+            log.info("MimicMotion Loader: %s", parts.svd.report)
+        fp8 = weight_dtype == "fp8_e4m3fn"
+        if fp8:
+            store_weights_fp8(parts.denoiser.unet)
+        enc = parts.image_encoder
+        return io.NodeOutput(MimicMotionUnits(
+            image_encoder=bridge.manage(enc) if clip_vision is None else bridge.manage_core(
+                ImageEncoder(bridge.CoreImageEncoder(clip_vision), enc.size, enc.mean, enc.std), clip_vision),
+            vae=bridge.manage(parts.vae) if vae is None else bridge.manage_core(
+                bridge.CoreVAE(vae, parts.vae.config.scaling_factor), vae),
+            denoiser=bridge.manage(parts.denoiser, castable=True),
+            mimicmotion_path=parts.mimicmotion_path, fp8=fp8))
 
 
 class DisPoseControlNetLoader(io.ComfyNode):
@@ -61,7 +116,9 @@ class DisPoseControlNetLoader(io.ComfyNode):
             "Builds DisPose's hybrid ControlNet from the MimicMotion UNet and loads DisPose.pth "
             "over it (motion encoder, point adapters, ControlNet trunk).",
             inputs=[MimicMotionModel.Input("mimicmotion_model", tooltip="From MimicMotion Loader: the ControlNet "
-                                                                        "starts as a copy of its UNet encoder."),
+                                                                        "starts as a copy of its UNet encoder, and "
+                                                                        "stores its weights as the loader's "
+                                                                        "weight_dtype says."),
                     model_input("dispose_checkpoint", "dispose", "DisPose ControlNet weights."),
                     precision_input()],
             outputs=[DisPoseControlNet.Output(display_name="dispose_controlnet",
@@ -74,13 +131,22 @@ class DisPoseControlNetLoader(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, mimicmotion_model: bridge.Managed, dispose_checkpoint: str, precision: str) -> io.NodeOutput:
+    def execute(cls, mimicmotion_model: MimicMotionUnits, dispose_checkpoint: str, precision: str) -> io.NodeOutput:
         path = model_path("dispose", dispose_checkpoint)
+        from ..dispose_core.loading.checkpoint import read_checkpoint, strip_prefix
         from ..dispose_core.loading.dispose import load_dispose_controlnet
+        from ..dispose_core.models.cast_layers import store_weights_fp8
 
-        controlnet, report = load_dispose_controlnet(path, mimicmotion_model.value.unet, bridge.pick_dtype(precision))
+        units = mimicmotion_model
+        # fp8 UNet weights are not the loaded ones: the copied encoder comes from the file (memory-mapped)
+        unet_state = (strip_prefix(read_checkpoint(units.mimicmotion_path, "MimicMotion checkpoint"), "unet.")
+                      if units.fp8 else None)
+        controlnet, report = load_dispose_controlnet(path, units.denoiser.value.unet, bridge.pick_dtype(precision),
+                                                     unet_state=unet_state)
         log.info("DisPose ControlNet: %s", report)
-        return io.NodeOutput(bridge.manage(controlnet))
+        if units.fp8:
+            store_weights_fp8(controlnet)
+        return io.NodeOutput(bridge.manage(controlnet, castable=True))
 
 
 class HybridControlNetApply(io.ComfyNode):
@@ -116,6 +182,37 @@ class HybridControlNetApply(io.ComfyNode):
             end_percent=end_percent))
 
 
+NOISE_DEVICES = ("official", "cpu")
+OUT_OF_MEMORY_ADVICE = ("try, in this order: a smaller tile_size (memory grows with it), weight_dtype fp8_e4m3fn in "
+                        "MimicMotion Loader, a lower resolution in DWPose Extract, a smaller decode_chunk_size; "
+                        "or start ComfyUI with --lowvram / --reserve-vram")
+
+
+def _noise_generator(noise_device: str, seed: int) -> torch.Generator:
+    """The official run draws its noise with a generator on its compute device (a CUDA generator
+    on a GPU, inference_ctrl.py); ``cpu`` draws on the CPU, the same video on every machine."""
+    device = bridge.torch_device()
+    on = device if noise_device == "official" and device.type == "cuda" else torch.device("cpu")
+    return torch.Generator(device=on).manual_seed(int(seed))
+
+
+@contextmanager
+def _phase(name: str, models: list[bridge.Managed], memory_required: int = 0) -> Iterator[None]:
+    """Load ``models`` for one sampler phase and offload them afterwards (also on failure), so no
+    phase keeps another phase's weights; an out-of-memory error gets our advice (``stage`` then
+    releases the cached memory)."""
+    try:
+        bridge.load_to_device(models, memory_required)
+        yield
+    except Exception as exc:
+        if bridge.is_out_of_memory(exc):
+            raise DeviceMemoryError(
+                f"Out of memory in the MimicMotion Sampler's {name} phase: {OUT_OF_MEMORY_ADVICE}.") from exc
+        raise
+    finally:
+        bridge.unload(models)
+
+
 class MimicMotionSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -131,9 +228,11 @@ class MimicMotionSampler(io.ComfyNode):
                 io.Int.Input("seed", default=d.seed, min=0, max=SEED_MAX, tooltip="Seed of the initial noise."),
                 io.Int.Input("steps", default=d.steps, min=1, max=200, tooltip="Denoising steps."),
                 io.Float.Input("min_guidance", default=d.min_guidance, min=0.0, max=20.0, step=0.1,
-                               tooltip="Classifier-free guidance at the first frame of a tile."),
+                               tooltip="Classifier-free guidance at the first frame of the video (as officially, "
+                                       "the ramp runs over the whole video, not per tile)."),
                 io.Float.Input("max_guidance", default=d.max_guidance, min=0.0, max=20.0, step=0.1,
-                               tooltip="Guidance at the last frame of a tile (linear in between)."),
+                               tooltip="Guidance at the last frame of the video (linear from min_guidance over "
+                                       "all frames)."),
                 io.Float.Input("noise_aug", default=d.noise_aug, min=0.0, max=1.0, step=0.01,
                                tooltip="Noise added to the reference latent (0 = official)."),
                 io.Int.Input("fps", default=d.fps, min=1, max=60,
@@ -148,21 +247,49 @@ class MimicMotionSampler(io.ComfyNode):
                              tooltip="Frames decoded together by the VAE (memory vs speed)."),
                 Control.Input("control", optional=True,
                               tooltip="From Hybrid ControlNet Apply; leave empty for plain MimicMotion."),
+                advanced(io.Boolean.Input(
+                    "official_batch_quirk", default=True, optional=True,
+                    tooltip="On (official): reproduce diffusers 0.27's mix-up of the CFG batch in the SVD temporal "
+                            "cross-attention, which the official code runs on and the trained weights saw. Off: "
+                            "the corrected attention (later diffusers).")),
+                advanced(io.Combo.Input(
+                    "noise_device", options=list(NOISE_DEVICES), default="official", optional=True,
+                    tooltip="official: the initial noise is drawn by a generator on the compute device, a CUDA "
+                            "generator on a GPU, as the official script does. cpu: always drawn on the CPU, so a "
+                            "seed gives the same video on every machine.")),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="One generated frame per driving frame "
                                                                     "(the reference frame is dropped).")])
 
     @classmethod
-    def execute(cls, mimicmotion_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
-                control: pipeline.ControlInputs | None = None, **settings) -> io.NodeOutput:
+    def execute(cls, mimicmotion_model: MimicMotionUnits, reference_image: torch.Tensor, poses: PoseSequence,
+                control: pipeline.ControlInputs | None = None, official_batch_quirk: bool = True,
+                noise_device: str = "official", **settings) -> io.NodeOutput:
+        from ..dispose_core.models.cast_layers import compute_placement
+        from ..dispose_core.models.svd_trunk import set_official_batch_quirk
+        from ..dispose_core.sampling.memory import tile_activation_bytes
+        from ..dispose_core.sampling.sampler import decode_frames, denoise_latents, encode_reference
+
         settings = pipeline.SamplerSettings(**settings)
+        units = mimicmotion_model
+        sample_models = [units.denoiser] + ([control.controlnet] if control is not None else [])
+        if control is not None:  # the sampler wants the ControlNet itself, not its ComfyUI wrapper
+            control = dataclasses.replace(control, controlnet=control.controlnet.value)
         with stage():
-            models = [mimicmotion_model] + ([control.controlnet] if control is not None else [])
-            cfg_batch = 2 * settings.tile_size  # a tile's frames, conditional and unconditional
-            bridge.load_to_device(models, working_memory(cfg_batch, poses.height, poses.width, models))
-            if control is not None:  # the sampler wants the ControlNet itself, not its ComfyUI wrapper
-                control = dataclasses.replace(control, controlnet=control.controlnet.value)
-            frames = pipeline.animate(
-                mimicmotion_model.value, reference_image, poses, control=control, settings=settings,
-                progress=bridge.progress_bar(), should_stop=bridge.should_stop)
-            return io.NodeOutput(frames.to(bridge.intermediate_device()))
+            plan = pipeline.animation_plan(reference_image, poses, control=control, settings=settings,
+                                           generator=_noise_generator(noise_device, settings.seed))
+            ticker = plan.ticker(bridge.progress_bar(), bridge.should_stop)
+            height, width = plan.size
+            with _phase("encode", [units.image_encoder, units.vae],
+                        bridge.vae_memory(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
+                encoded = encode_reference(plan, units.image_encoder.value, units.vae.value)
+            for model in [units.denoiser.value.unet] + ([control.controlnet] if control is not None else []):
+                set_official_batch_quirk(model, official_batch_quirk)
+            compute_dtype = compute_placement(units.denoiser.value.unet)[1]
+            with _phase("sample", sample_models,
+                        tile_activation_bytes(height, width, plan.tile_size, compute_dtype, cfg=plan.cfg)):
+                latents = denoise_latents(encoded, units.denoiser.value, ticker)
+            with _phase("decode", [units.vae], bridge.vae_memory(
+                    plan.decode_chunk_size, height, width, compute_placement(units.vae.modules)[1], decode=True)):
+                frames = decode_frames(units.vae.value, latents, plan, ticker=ticker)
+            return io.NodeOutput(pipeline.to_image(frames).to(bridge.intermediate_device()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from ..dispose_core.loading.layout import MODEL_FOLDERS
-from ..dispose_core.loading.model_status import status_report
+from ..dispose_core.loading.model_status import FILE_ALTERNATIVES, status_report
 from .comfy_bridge import folder_dirs
 
 ROUTE = "/dispose/models"
@@ -19,7 +19,8 @@ ROUTE = "/dispose/models"
 
 def models_report() -> dict:
     """Status of every model file of the pack, as the route returns it."""
-    return status_report({folder: folder_dirs(folder) for folder in MODEL_FOLDERS})
+    folders = MODEL_FOLDERS + tuple(m.folder for m in FILE_ALTERNATIVES.values())  # + checkpoints (SVD file)
+    return status_report({folder: folder_dirs(folder) for folder in folders})
 
 
 def register_routes() -> bool:

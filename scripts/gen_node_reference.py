@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import resources  # noqa: E402  (puts ComfyUI from COMFYUI_PATH on sys.path)
-from dispose_core.loading.layout import MODEL_FILES  # noqa: E402
+from dispose_core.loading.layout import MODEL_FILES, SVD_SINGLE_FILE  # noqa: E402
 
 SECTIONS = ("model-files", "node-reference")
 
@@ -42,11 +42,17 @@ def model_files_table() -> str:
     rows = ["| file (exact name) | put it into | size | download page | used by |",
             "| --- | --- | --- | --- | --- |"]
     for m in MODEL_FILES:
-        url, _, note = m.source.partition(" ")
-        page = f"[{url.removeprefix('https://')}]({url})" + (f" {note}" if note else "")
-        name = f"`{m.name}/` (diffusers folder)" if m.is_dir else f"`{m.name}`"
-        rows.append(f"| {name} | `ComfyUI/models/{m.folder}/` | {m.size} | {_cell(page)} | {m.used_by} |")
+        rows.append(_model_row(m, f"`{m.name}/` (diffusers folder)" if m.is_dir else f"`{m.name}`"))
+        if m.key == "svd":  # the single file ComfyUI's own SVD workflows use, instead of the folder
+            rows.append(_model_row(SVD_SINGLE_FILE, f"or `{SVD_SINGLE_FILE.name}` (single file, instead of "
+                                                    "the folder above)"))
     return "\n".join(rows)
+
+
+def _model_row(m, name: str) -> str:
+    url, _, note = m.source.partition(" ")
+    page = f"[{url.removeprefix('https://')}]({url})" + (f" {note}" if note else "")
+    return f"| {name} | `ComfyUI/models/{m.folder}/` | {m.size} | {_cell(page)} | {m.used_by} |"
 
 
 def _number(v: float | int) -> str:

@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from dispose_core.loading.layout import BY_KEY  # noqa: E402
+from dispose_core.loading.model_status import FILE_ALTERNATIVES  # noqa: E402
 from workflow_layout import lay_out  # noqa: E402
 
 INPUT_NOTES = {
@@ -54,6 +55,10 @@ def note_text(node_type: str) -> str | None:
         m = BY_KEY[key]
         kind = "folder" if m.is_dir else "file"
         lines.append(f"- {kind} {m.name} in ComfyUI/models/{m.folder}/ ({m.size}) from {m.source}")
+        alt = FILE_ALTERNATIVES.get(key)
+        if alt is not None:  # the SVD single file instead of the folder
+            lines.append(f"  or file {alt.name} in ComfyUI/models/{alt.folder}/ ({alt.size}), "
+                         f"picked as {alt.folder}/{alt.name}")
     return "\n".join(lines)
 
 

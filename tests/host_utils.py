@@ -108,7 +108,7 @@ class ComfyServer:
     (custom_nodes/, models/, input/, output/), like ../shared/comfy-host/run.sh does."""
 
     def __init__(self, checkout: Path, instance: Path, models_dir: Path, extra_args: tuple[str, ...] = (),
-                 start_timeout: float = 240):
+                 start_timeout: float = 240, extra_nodes: tuple[Path, ...] = ()):
         self.instance = instance
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,6 +116,8 @@ class ComfyServer:
         for sub in ("custom_nodes", "input", "output", "temp", "user"):
             (instance / sub).mkdir(parents=True, exist_ok=True)
         (instance / "custom_nodes" / "comfyui-dispose").symlink_to(REPO, target_is_directory=True)
+        for pack in extra_nodes:  # test-only node packs (tests/host_nodes)
+            (instance / "custom_nodes" / pack.name).symlink_to(pack, target_is_directory=True)
         (instance / "models").symlink_to(models_dir, target_is_directory=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DIFFUSERS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}

@@ -121,6 +121,15 @@ def _added_core_widgets(comfyui_version: str, node_type: str) -> tuple[str, ...]
                  for name in added.get(node_type, ()))
 
 
+def _added_pack_widgets(node_type: str) -> tuple[str, ...]:
+    """Widgets our nodes gained after V1 (optional, appended): a workflow saved before has no
+    values for them, and the frontend appends their defaults."""
+    from test_nodes_schema import ADDED_INPUTS
+
+    return tuple(name for name, kind, *_ in ADDED_INPUTS.get(node_type, ()) if kind in ("BOOLEAN", "COMBO", "INT",
+                                                                                        "FLOAT", "STRING"))
+
+
 def _saved_values(res: dict, node_id: str) -> list:
     """What Save wrote for a node. Frontend 1.27.10 writes [] for a node without widgets, newer
     ones (1.49.6) leave widgets_values out (None here): both mean no values."""
@@ -141,8 +150,10 @@ def test_extension_widgets_stay_out_of_saved_workflows_and_prompts(report):
             node_id, where = str(node["id"]), (res["file"], node["type"])
             saved, in_file = _saved_values(res, node_id), node.get("widgets_values", [])
             assert saved[:len(in_file)] == in_file, where
-            added = tuple(res["widget_names"][node_id][len(in_file):len(saved)])
-            assert added == _added_core_widgets(report["comfyui_version"], node["type"]), (*where, added)
+            names = res["widget_names"][node_id]
+            added = tuple(names[len(in_file):len(saved)])
+            ours = tuple(n for n in _added_pack_widgets(node["type"]) if n not in names[:len(in_file)])
+            assert added == _added_core_widgets(report["comfyui_version"], node["type"]) + ours, (*where, added)
         for inputs in res["prompt_inputs"].values():
             assert not {"dispose_model_files", "dispose_frame_player"} & set(inputs), inputs
 

@@ -259,3 +259,81 @@ def test_interrupt_during_sampling(server):
     print(f"POST /interrupt ended the sampler run in {took:.2f} s")
     sampler["inputs"].update(steps=2, seed=54321)
     run_ok(server, slow)
+
+
+# ---------------------------------------------------------------- SVD as ComfyUI users have it (issue 10)
+SINGLE_FILE = "checkpoints/svd_xt_1_1.safetensors"
+TEST_NODES = REPO / "tests" / "host_nodes" / "dispose_test_nodes"
+
+
+def models_without_svd_folder(tiny_models_dir: Path, into: Path) -> Path:
+    """The tiny models dir (linked, not copied) minus the SVD diffusers folder."""
+    from dispose_core.loading.layout import BY_KEY
+
+    svd = BY_KEY["svd"]
+    for entry in tiny_models_dir.iterdir():
+        if entry.name != svd.folder:
+            (into / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+            continue
+        (into / entry.name).mkdir()
+        for sub in entry.iterdir():
+            if sub.name != svd.name:
+                (into / entry.name / sub.name).symlink_to(sub, target_is_directory=sub.is_dir())
+    return into
+
+
+@pytest.fixture(scope="module")
+def single_file_server(tmp_path_factory, tiny_models_dir):
+    """A server whose models have svd_xt_1_1.safetensors in checkpoints/ and no SVD folder, with the
+    test nodes; CLIP vision and VAE in float32 (ComfyUI's CPU default for CLIP is fp16) for parity."""
+    models = models_without_svd_folder(tiny_models_dir, tmp_path_factory.mktemp("models-single-file"))
+    instance = tmp_path_factory.mktemp("comfy-single-file")
+    srv = ComfyServer(CHECKOUT, instance, models, extra_args=("--fp32-text-enc", "--fp32-vae"),
+                      extra_nodes=(TEST_NODES,))
+    write_inputs(instance / "input")
+    yield srv
+    srv.stop()
+
+
+def single_file_prompt(name: str, core_sockets: bool) -> dict:
+    """The main API workflow on the single file; with ``core_sockets`` the loader also gets ComfyUI's
+    CLIP_VISION and VAE; the frames are saved unquantised as ``output/<name>.safetensors``."""
+    prompt = workflow("dispose_mimicmotion", DisPoseMimicMotionLoader={"svd_folder": SINGLE_FILE})
+    loader = next(k for k, n in prompt.items() if n["class_type"] == "DisPoseMimicMotionLoader")
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "DisPoseMimicMotionSampler")
+    if core_sockets:
+        prompt["100"] = {"class_type": "DisPoseTestTinyCoreSVD", "inputs": {"ckpt_name": "svd_xt_1_1.safetensors"}}
+        prompt[loader]["inputs"].update(clip_vision=["100", 0], vae=["100", 1])
+    prompt["101"] = {"class_type": "DisPoseTestSaveTensor", "inputs": {"images": [sampler, 0], "name": name}}
+    return prompt
+
+
+def saved_frames(server: ComfyServer, name: str):
+    from safetensors.torch import load_file
+
+    return load_file(str(server.instance / "output" / f"{name}.safetensors"))["images"]
+
+
+def test_main_workflow_runs_on_the_single_file_without_svd_folder(single_file_server):
+    assert not (single_file_server.instance / "models" / "diffusers" / "stable-video-diffusion-img2vid-xt-1-1").exists()
+    info = single_file_server.get("/object_info/DisPoseMimicMotionLoader")
+    assert SINGLE_FILE in combo_options(info, "DisPoseMimicMotionLoader", "svd_folder")
+    entry = run_ok(single_file_server, single_file_prompt("ours", core_sockets=False))
+    (video,) = [f for f in saved_videos(single_file_server, entry) if "video/dispose_" in str(f)]
+    assert video_shape(video) == (DRIVING_FRAMES, 64, 64)
+    assert tuple(saved_frames(single_file_server, "ours").shape) == (DRIVING_FRAMES, 64, 64, 3)
+    assert "SVD single file 'svd_xt_1_1.safetensors'" in single_file_server.log()  # the load report
+
+
+def test_core_vae_and_clip_vision_sockets_match_our_path(single_file_server):
+    """ComfyUI's own CLIP vision (fed our SVD preprocessing) and VAE (its encode/decode) give the
+    frames of our modules on the same weights, within the M5 decode tolerance (relative L2 1e-4)."""
+    import torch
+
+    run_ok(single_file_server, single_file_prompt("ours", core_sockets=False))
+    run_ok(single_file_server, single_file_prompt("core", core_sockets=True))
+    ours, core = saved_frames(single_file_server, "ours"), saved_frames(single_file_server, "core")
+    assert ours.shape == core.shape
+    rel = float(torch.linalg.vector_norm(core - ours) / torch.linalg.vector_norm(ours))
+    print(f"core sockets vs our VAE/CLIP: relative L2 {rel:.2e}")
+    assert 0 < rel <= 1e-4 or torch.equal(core, ours)

@@ -123,3 +123,20 @@ def test_missing_sd15_mentions_the_single_file_alternative(tmp_path):
     (row,) = [r for r in report["models"] if not r["found"]]
     assert row["alternative"] == ALTERNATIVES["sd15"] and "models/checkpoints/" in row["message"]
     assert all(r["alternative"] is None for r in report["models"] if r["key"] not in ALTERNATIVES)
+
+
+def test_svd_single_file_stands_in_for_the_folder(tmp_path):
+    """Without the SVD folder the entry is missing and names the single file; with
+    checkpoints/svd_xt_1_1.safetensors present it counts as found there."""
+    dirs = _populate(tmp_path, skip="svd") | {"checkpoints": [str(tmp_path / "checkpoints")]}
+    report = status_report(dirs)
+    (row,) = [r for r in report["models"] if not r["found"]]
+    assert row["key"] == "svd" and "svd_xt_1_1.safetensors" in row["message"]
+    assert "models/checkpoints/" in row["alternative"]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "svd_xt_1_1.safetensors").write_bytes(b"x" * 5)
+    report = status_report(dirs)
+    assert report["all_found"] is True
+    (row,) = [r for r in report["models"] if r["key"] == "svd"]
+    assert row["path"] == str(tmp_path / "checkpoints" / "svd_xt_1_1.safetensors") and row["bytes_on_disk"] == 5
+    assert row["searched"] == [str(tmp_path / "diffusers"), str(tmp_path / "checkpoints")]

@@ -9,7 +9,8 @@ import torch
 from golden import golden_params, rel_l2, require
 from test_models_posenet_unet import _module, _tiny_unet, _unet_call
 from test_sampling_golden import _control, _models, _poses, _settings
-from dispose_core.models.cast_layers import FP8, casting_layers, store_weights_fp8, stream_weights, weight_bytes
+from dispose_core.models.cast_layers import (FP8, casting_layers, place_other_tensors, store_weights_fp8,
+                                            stream_weights, weight_bytes)
 from dispose_core.models.unet import MimicMotionUNet
 from dispose_core.sampling.sampler import sample_latents
 
@@ -95,3 +96,22 @@ def test_streaming_under_a_budget_keeps_the_output():
     assert sum(layer.transfers for layer in layers) >= plan.streamed_layers
     assert all(layer.transfers > 0 for layer in layers if layer.streamed)
     assert all(layer.transfers == 0 for layer in layers if not layer.streamed)
+
+
+def test_other_tensors_go_where_the_model_computes(monkeypatch):
+    """Norms, embeddings and blend factors have no casting forward: a partial load (ComfyUI's stops
+    placing modules it cannot cast once its budget is spent) must still find them on the device.
+    The CPU stands in for the GPU, so the moves are recorded: every other tensor, no Linear/Conv weight."""
+    unet = _tiny_unet()
+    layers = casting_layers(unet)
+    layer_ids = {id(t) for layer in layers for t in (layer.weight, layer.bias) if t is not None}
+    others = {id(t) for t in list(unet.parameters()) + list(unet.buffers()) if id(t) not in layer_ids}
+    layer_bytes = sum(t.numel() * t.element_size() for layer in layers for t in (layer.weight, layer.bias)
+                      if t is not None)
+    moved_to = []
+    real_to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda t, *a, **k: moved_to.append(a[0]) or real_to(t, *a, **k))
+    moved = place_other_tensors(unet, "cpu")
+    monkeypatch.undo()
+    assert others and moved == weight_bytes(unet) - layer_bytes > 0
+    assert len(moved_to) == len(others) and set(moved_to) == {torch.device("cpu")}

@@ -98,8 +98,9 @@ V1_NODES = {
 }
 
 # Inputs and outputs added since, in the order they were appended (issue 9: frame sampling,
-# person and empty-frame choices, the official-quirk switches). Appended after the V1 ones and
-# optional, so V1 widget positions and V1 API prompts (which lack them) stay valid.
+# person and empty-frame choices, the official-quirk switches; issue 10: the SVD single file's
+# core VAE / CLIP vision sockets, fp8 weights). Appended after the V1 ones and optional, so V1
+# widget positions and V1 API prompts (which lack them) stay valid.
 ADDED_INPUTS = {
     "DisPoseDWPoseExtract": [
         ("fps", "FLOAT", True, {"default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01}),
@@ -117,6 +118,15 @@ ADDED_INPUTS = {
     "DisPoseSparseMotionField": [("drop_vanishing", "BOOLEAN", True, {"default": False})],
     "DisPoseCMPDenseFlow": [("mask_invisible", "BOOLEAN", True, {"default": False})],
     "DisPoseDIFTPointEmbed": [("natural_orientation", "BOOLEAN", True, {"default": False})],
+    "DisPoseMimicMotionLoader": [
+        ("vae", "VAE", True, {}),
+        ("clip_vision", "CLIP_VISION", True, {}),
+        ("weight_dtype", "COMBO", True, {"default": "default"}),
+    ],
+    "DisPoseMimicMotionSampler": [
+        ("official_batch_quirk", "BOOLEAN", True, {"default": True}),
+        ("noise_device", "COMBO", True, {"default": "official"}),
+    ],
 }
 ADDED_OUTPUTS = {"DisPoseDWPoseExtract": (("FLOAT",), ("fps",))}
 ADDED_OPTIONS = {("DisPoseDWPoseExtract", "person"): ["official", "largest_tracked", "by_index"],
@@ -199,7 +209,7 @@ def test_socket_types_connect():
     schemas = [cls.GET_SCHEMA() for cls in pack_nodes().values()]
     produced = {o.io_type for s in schemas for o in s.outputs}
     consumed = {i.io_type for s in schemas for i in s.inputs}
-    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO"}
+    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO", "VAE", "CLIP_VISION"}
     assert {"DISPOSE_POSES", "DISPOSE_MOTION", "DISPOSE_FLOW", "DISPOSE_POINTS", "DISPOSE_CONTROL",
             "MIMICMOTION_MODEL", "DWPOSE_MODEL", "CMP_MODEL", "DIFT_MODEL", "DISPOSE_CONTROLNET",
             "POSE_KEYPOINT"} <= produced
@@ -276,6 +286,29 @@ def test_missing_single_file_sd15_names_the_checkpoints_folder(tmp_path):
     with model_dirs(tmp_path), pytest.raises(errors.ModelFileError) as err:
         call_node("DisPoseDIFTLoader", sd15_folder="checkpoints/sd15.safetensors", precision="auto")
     assert "'sd15.safetensors'" in str(err.value) and str(tmp_path / "checkpoints") in str(err.value)
+
+
+def test_svd_single_file_choice_and_errors(tmp_path):
+    """The MimicMotion Loader lists .safetensors files of models/checkpoints as checkpoints/<file>;
+    a missing one names the checkpoints folder, an SD 1.5 file is named as such."""
+    from safetensors.torch import save_file
+
+    (tmp_path / "checkpoints").mkdir()
+    save_file({"cond_stage_model.transformer.text_model.embeddings.position_ids": torch.zeros(1, 77)},
+              str(tmp_path / "checkpoints" / "v1-5-pruned-emaonly.safetensors"))
+    (tmp_path / "checkpoints" / "notes.ckpt").write_bytes(b"x")
+    loader = dict(mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="auto")
+    with model_dirs(tmp_path):
+        options = v1_info("DisPoseMimicMotionLoader")["input"]["required"]["svd_folder"][1]["options"]
+        assert options == ["stable-video-diffusion-img2vid-xt-1-1", "checkpoints/v1-5-pruned-emaonly.safetensors"]
+        with pytest.raises(errors.ModelFileError) as err:
+            call_node("DisPoseMimicMotionLoader", svd_folder="checkpoints/svd_xt_1_1.safetensors", **loader)
+        assert "'svd_xt_1_1.safetensors' not found" in str(err.value)
+        assert str(tmp_path / "checkpoints") in str(err.value)
+        (tmp_path / "mimicmotion").mkdir()
+        (tmp_path / "mimicmotion" / "MimicMotion_1-1.pth").write_bytes(b"x")
+        with pytest.raises(errors.ModelFileError, match=r"is a Stable Diffusion 1\.x checkpoint"):
+            call_node("DisPoseMimicMotionLoader", svd_folder="checkpoints/v1-5-pruned-emaonly.safetensors", **loader)
 
 
 def test_unknown_file_name_is_reported(tmp_path):

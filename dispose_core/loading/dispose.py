@@ -11,6 +11,7 @@ unknown keys and wrong shapes are errors. ``LoadReport`` says how many tensors c
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,19 +70,25 @@ def controlnet_dims(state: dict[str, torch.Tensor]) -> ControlNetDims:
 
 
 def load_dispose_controlnet(
-    path: str | Path, unet: MimicMotionUNet, dtype: torch.dtype = torch.float32
+    path: str | Path, unet: MimicMotionUNet, dtype: torch.dtype = torch.float32,
+    unet_state: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[HybridControlNet, LoadReport]:
-    """HybridControlNet = copy of ``unet``'s encoder overlaid with ``DisPose.pth`` (strict checks)."""
+    """HybridControlNet = copy of ``unet``'s encoder overlaid with ``DisPose.pth`` (strict checks).
+
+    ``unet_state``: the UNet's weights as loaded, when ``unet`` no longer holds them as they were
+    (fp8 storage): the copy is then taken from it, so the ControlNet is built from the UNet before fp8.
+    """
     check_dtype(dtype, "DisPose loader")
     path = BY_KEY["dispose"].require(path)
     state = read_checkpoint(path, "DisPose ControlNet")
-    net, report = overlay_on_unet(state, unet, file=path)
+    net, report = overlay_on_unet(state, unet, file=path, unet_state=unet_state)
     logger.info("%s", report)
     return cast(net.eval().requires_grad_(False), dtype, unet.device), report
 
 
 def overlay_on_unet(
-    state: dict[str, torch.Tensor], unet: MimicMotionUNet, *, file: Path
+    state: dict[str, torch.Tensor], unet: MimicMotionUNet, *, file: Path,
+    unet_state: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[HybridControlNet, LoadReport]:
     """The ControlNet for ``unet`` with ``state`` laid over the copy of the UNet's encoder (checked)."""
     with torch.device("meta"):
@@ -92,7 +99,8 @@ def overlay_on_unet(
         state, {k: s for k, s in expected.items() if k in state or k not in fallback},
         file=file, what="DisPose ControlNet",
     )
-    unet_state = unet.state_dict()
-    copied = {k: unet_state[k].detach().clone() for k in fallback - state.keys()}
+    missing = fallback - state.keys()
+    source = (unet.state_dict() if unet_state is None else unet_state) if missing else {}
+    copied = {k: source[k].detach().clone() for k in missing}
     net.load_state_dict({**state, **copied}, strict=True, assign=True)
     return net, LoadReport(file, from_file=len(state), from_unet=len(copied))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .layout import MODEL_FILES, ModelFile
+from .layout import MODEL_FILES, SVD_SINGLE_FILE, ModelFile
 
 # Sub-folders of a diffusers folder that the loaders read (loading/sd15.py, loading/svd.py); a
 # folder lacking one is reported incomplete, whether or not it has model_index.json.
@@ -25,7 +25,12 @@ DIFFUSERS_PARTS: dict[str, tuple[str, ...]] = {
 ALTERNATIVES: dict[str, str] = {
     "sd15": "or a single-file SD 1.5 checkpoint (.safetensors/.ckpt) in models/checkpoints/, "
             "picked in the DIFT Loader as checkpoints/<file>",
+    "svd": "or ComfyUI's single file svd_xt_1_1.safetensors (or svd_xt.safetensors) in models/checkpoints/, "
+           "picked in the MimicMotion Loader as checkpoints/<file>",
 }
+
+# A file that stands in for a missing layout entry: the entry counts as found when it is present.
+FILE_ALTERNATIVES: dict[str, ModelFile] = {"svd": SVD_SINGLE_FILE}
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,21 @@ def _status(model: ModelFile, dirs: list[str], path: str | None, size: int | Non
 def model_status(search_dirs: Mapping[str, Sequence[str | os.PathLike]],
                  models: Sequence[ModelFile] = MODEL_FILES) -> list[ModelStatus]:
     """Status of every model; ``search_dirs`` maps a folder name to the directories searched."""
-    return [check_model(m, search_dirs.get(m.folder, ())) for m in models]
+    return [_check_with_alternative(m, search_dirs) for m in models]
+
+
+def _check_with_alternative(model: ModelFile, search_dirs: Mapping[str, Sequence[str | os.PathLike]]) -> ModelStatus:
+    """``model``'s status; when it is missing but its FILE_ALTERNATIVES file is present (the SVD
+    single file instead of the folder), found at that file, with both searches listed."""
+    status = check_model(model, search_dirs.get(model.folder, ()))
+    alternative = FILE_ALTERNATIVES.get(model.key)
+    if status.found or alternative is None:
+        return status
+    other = check_model(alternative, search_dirs.get(alternative.folder, ()))
+    if not other.found:
+        return status
+    return replace(status, found=True, path=other.path, searched=status.searched + other.searched,
+                   missing_parts=[], bytes_on_disk=other.bytes_on_disk)
 
 
 def status_report(search_dirs: Mapping[str, Sequence[str | os.PathLike]],

@@ -86,10 +86,14 @@ def casting_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def compute_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Device and dtype ``model`` computes in: set by ``store_weights_fp8`` / ``stream_weights``,
-    else those of its first parameter (a plain module)."""
-    param = next(model.parameters())
-    return getattr(model, "compute_device", param.device), getattr(model, "compute_dtype", param.dtype)
+    """Device and dtype ``model`` computes in: set by ``store_weights_fp8`` / ``stream_weights`` (or
+    by a host's wrapper of its own model, which has no parameters here), else those of its first
+    parameter (a plain module)."""
+    device, dtype = getattr(model, "compute_device", None), getattr(model, "compute_dtype", None)
+    if device is None or dtype is None:
+        param = next(model.parameters())
+        device, dtype = device or param.device, dtype or param.dtype
+    return device, dtype
 
 
 def set_placement(model: nn.Module, dtype: torch.dtype | None = None,
@@ -143,6 +147,24 @@ def store_weights_fp8(model: nn.Module, *, scaled: bool = True) -> nn.Module:
     return model
 
 
+@torch.no_grad()
+def place_other_tensors(model: nn.Module, device: torch.device | str) -> int:
+    """Move every tensor of ``model`` that is not a Linear/Conv weight or bias (norms, embeddings,
+    blend factors, fp8 scales: small) to ``device``; their bytes. They have no casting forward, so
+    they must sit where the model computes whichever layers stay on the offload device (streaming
+    here, or a host's partial load: ComfyUI leaves modules it cannot cast off the device once its
+    budget is spent)."""
+    device = torch.device(device)
+    layer_tensors = {id(t) for layer in casting_layers(model) for t in _layer_tensors(layer)}
+    placed = 0  # the offload device may be the same one
+    for module in model.modules():
+        for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
+            if id(t) not in layer_tensors:
+                t.data = t.data.to(device)
+                placed += _nbytes(t)
+    return placed
+
+
 @dataclass(frozen=True)
 class StreamPlan:
     """Where ``stream_weights`` put the weights: bytes resident on the load device and streamed."""
@@ -166,13 +188,7 @@ def stream_weights(model: nn.Module, load_device: torch.device | str, budget_byt
     load_device = torch.device(load_device)
     dtype = compute_placement(model)[1]
     layers = casting_layers(model)
-    layer_tensors = {id(t) for layer in layers for t in _layer_tensors(layer)}
-    used = 0  # our accounting: bytes placed on the load device (the offload device may be the same one)
-    for module in model.modules():
-        for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):
-            if id(t) not in layer_tensors:
-                t.data = t.data.to(load_device)
-                used += _nbytes(t)
+    used = place_other_tensors(model, load_device)  # our accounting: bytes placed on the load device
     resident = streamed = streamed_bytes = 0
     for layer in layers:
         size = sum(_nbytes(t) for t in _layer_tensors(layer))
