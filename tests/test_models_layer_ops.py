@@ -1,7 +1,9 @@
 """Models built with a host's layers/attention/stop check (``ModelOps``): the plain ops keep the
-official numbers, a host's layer subclasses are installed everywhere, and a stop check between
-blocks ends a forward early and leaves the model usable."""
+official numbers, a host's layer subclasses are installed everywhere, and a stop check before each
+layer of the blocks ends a forward early and leaves the model usable."""
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -18,8 +20,9 @@ from dispose_core.models.unet import MimicMotionUNet
 
 TINY = dict(block_out_channels=(32, 32, 32, 32), num_attention_heads=(1, 2, 2, 2), cross_attention_dim=32,
             addition_time_embed_dim=16, projection_class_embeddings_input_dim=48, layers_per_block=2)
-# the tiny UNet's blocks: 4 down, 1 mid, 4 up; the ControlNet has the down and mid path only
-UNET_BLOCKS, CONTROLNET_BLOCKS = 9, 5
+# Stop checks per forward, one before each resnet and transformer of the blocks (SVD layout, 2 layers
+# per block): UNet down 3 x (2 + 2) + 2, mid 2 + 1, up 4 x 3 + 3 x 3; ControlNet down and mid only.
+UNET_CHECKS, CONTROLNET_CHECKS = 14 + 3 + 21, 14 + 3
 
 
 @golden_params("M3")
@@ -93,35 +96,37 @@ class _StopAfter:
         return self.calls >= self.n
 
 
-def _count_blocks(model: nn.Module, names: tuple[str, ...]) -> list[str]:
+def _record_layers(model: nn.Module) -> list[str]:
+    """Names of the block layers (resnets, transformers) in the order they finish running."""
     ran: list[str] = []
-    for name in names:
-        blocks = getattr(model, name)
-        for i, block in enumerate(blocks if isinstance(blocks, nn.ModuleList) else [blocks]):
-            block.register_forward_hook(lambda *_, tag=f"{name}.{i}": ran.append(tag))
+    for name, module in model.named_modules():
+        if name.split(".")[0] in ("down_blocks", "mid_block", "up_blocks") \
+                and name.split(".")[-2:-1] in (["resnets"], ["attentions"]):
+            module.register_forward_hook(lambda *_, tag=name: ran.append(tag))
     return ran
 
 
-@pytest.mark.parametrize("stop_at", [1, 3, 5, 6, 9])
-def test_unet_stops_between_blocks_and_stays_usable(stop_at):
+@pytest.mark.parametrize("stop_at", [1, 2, 15, 20, UNET_CHECKS])
+def test_unet_stops_before_a_block_layer_and_stays_usable(stop_at):
     torch.manual_seed(0)
-    unet = MimicMotionUNet.build(TINY, ModelOps(should_stop=None)).eval()
+    unet = MimicMotionUNet.build(TINY).eval()
     inputs = _inputs()
     with torch.no_grad():
         expected = unet(*inputs)
-    ran = _count_blocks(unet, ("down_blocks", "mid_block", "up_blocks"))
+    ran = _record_layers(unet)
     unet.should_stop = stop = _StopAfter(stop_at)
     with torch.no_grad(), pytest.raises(ModelInterrupted):
         unet(*inputs)
-    assert stop.calls == stop_at and len(ran) == stop_at - 1  # checked before each block, none after the stop
+    assert stop.calls == stop_at and len(ran) == stop_at - 1  # nothing ran after the check said stop
     ran.clear()
-    unet.should_stop = _StopAfter(UNET_BLOCKS + 1)  # never reached: one check per block
+    unet.should_stop = stop = _StopAfter(UNET_CHECKS + 1)  # one more than a forward makes
     with torch.no_grad():
         assert torch.equal(unet(*inputs), expected)
-    assert len(ran) == UNET_BLOCKS
+    assert stop.calls == len(ran) == UNET_CHECKS
+    assert ran[0] == "down_blocks.0.resnets.0" and ran[-1] == "up_blocks.3.attentions.2"
 
 
-def test_controlnet_stops_between_blocks_with_the_hosts_exception():
+def test_controlnet_stops_with_the_hosts_exception_and_copies_ask_their_own_check():
     class HostInterrupt(BaseException):  # ComfyUI's interrupt is a BaseException raised by the check itself
         pass
 
@@ -136,12 +141,18 @@ def test_controlnet_stops_between_blocks_with_the_hosts_exception():
     torch.manual_seed(0)
     config = MimicMotionUNet.build(TINY).config
     net = HybridControlNet(config, ControlNetDims((8, 16, 16, 32), 24, 8), ModelOps(should_stop=should_stop)).eval()
-    ran = _count_blocks(net, ("down_blocks", "mid_block"))
+    ran = _record_layers(net)
     sample, t, ehs, ids = _inputs()
     with torch.no_grad(), pytest.raises(HostInterrupt):
         net(sample, t, ehs, ids, None)
-    assert ran == ["down_blocks.0", "down_blocks.1"]
+    assert ran == ["down_blocks.0.resnets.0", "down_blocks.0.attentions.0"]
     ran.clear()
     with torch.no_grad():
-        down, mid = net(sample, t, ehs, ids, None)
-    assert len(ran) == CONTROLNET_BLOCKS and len(checks) == 3 + CONTROLNET_BLOCKS and torch.isfinite(mid).all()
+        _, mid = net(sample, t, ehs, ids, None)
+    assert len(ran) == CONTROLNET_CHECKS and len(checks) == 3 + CONTROLNET_CHECKS and torch.isfinite(mid).all()
+    copy_checks = []
+    twin = copy.deepcopy(net)
+    twin.should_stop = lambda: copy_checks.append(1) or False
+    with torch.no_grad():
+        twin(sample, t, ehs, ids, None)
+    assert len(copy_checks) == CONTROLNET_CHECKS and len(checks) == 3 + CONTROLNET_CHECKS

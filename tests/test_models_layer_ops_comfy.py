@@ -123,3 +123,35 @@ def test_comfy_partial_load_streams_our_layers():
     streamed = [layer for layer in layers if layer.comfy_cast_weights]
     assert 0 < len(streamed) < len(layers)
     assert torch.equal(_run(dict(plain, unet=unet)), expected)
+
+
+def test_cancel_stops_the_loaded_unet_and_controlnet_between_blocks(tiny_models_dir):
+    """The loaders build with ComfyUI's interrupt as the stop check: Cancel pressed during a block
+    ends the forward at the next block (ComfyUI's own exception), and the model runs again after."""
+    import comfy.model_management as mm
+
+    from host_utils import model_dirs
+    from test_nodes_memory import _load
+
+    with model_dirs(tiny_models_dir):
+        units, net = _load()
+    x = _inputs(1)
+    args = (x["sample"], x["timestep"], x["encoder_hidden_states"], x["added_time_ids"])
+    for model, call in ((units.denoiser.value.unet, lambda m: m(*args)), (net.value, lambda m: m(*args, None))):
+        with torch.no_grad():
+            expected = call(model)
+        ran = []
+        hooks = [block.register_forward_hook(lambda *_, i=i: ran.append(i)) for i, block in enumerate(model.down_blocks)]
+        cancel = model.down_blocks[1].register_forward_hook(lambda *_: mm.interrupt_current_processing(True))
+        try:
+            with torch.no_grad(), pytest.raises(mm.InterruptProcessingException):
+                call(model)
+        finally:
+            mm.interrupt_current_processing(False)
+            cancel.remove()
+        assert ran == [0, 1]  # the block running when Cancel came finished; the next one did not start
+        with torch.no_grad():
+            again = call(model)
+        for hook in hooks:
+            hook.remove()
+        torch.testing.assert_close(again, expected, rtol=0, atol=0)

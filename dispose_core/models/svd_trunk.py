@@ -14,7 +14,6 @@ from torch import nn
 
 from ..errors import InputError
 from .cast_layers import compute_placement
-from .layer_ops import check_stop
 
 
 def block_skip_count(block: nn.Module) -> int:
@@ -148,12 +147,10 @@ class SVDEncoderMixin:
         """Down blocks; returns the final hidden state and every skip (conv_in output first).
 
         ``after_block(i, hidden)`` may change the running state after block i; the skips of block i
-        are taken before that (the ControlNet's point features enter this way). The host's stop
-        check runs before every block.
+        are taken before that (the ControlNet's point features enter this way).
         """
         skips = [hidden]
         for i, block in enumerate(self.down_blocks):
-            check_stop(self)
             kwargs = {"encoder_hidden_states": context} if getattr(block, "has_cross_attention", False) else {}
             hidden, block_skips = block(hidden_states=hidden, temb=emb, image_only_indicator=indicator, **kwargs)
             skips.extend(block_skips)
@@ -164,7 +161,6 @@ class SVDEncoderMixin:
     def run_mid(
         self, hidden: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, indicator: torch.Tensor
     ) -> torch.Tensor:
-        check_stop(self)
         return self.mid_block(
             hidden_states=hidden, temb=emb, encoder_hidden_states=context, image_only_indicator=indicator
         )

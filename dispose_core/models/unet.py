@@ -18,7 +18,7 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
 from ..errors import InputError
-from .layer_ops import PLAIN_OPS, ModelOps, apply_ops, check_stop
+from .layer_ops import PLAIN_OPS, ModelOps, apply_ops
 from .svd_trunk import SVDEncoderMixin, skip_counts
 
 
@@ -75,7 +75,6 @@ class MimicMotionUNet(SVDEncoderMixin, UNetSpatioTemporalConditionModel):
             hidden = hidden + mid_block_additional_residual.to(dtype)
 
         for block in self.up_blocks:
-            check_stop(self)
             n = len(block.resnets)
             block_skips, skips = tuple(skips[-n:]), skips[:-n]
             kwargs = {"encoder_hidden_states": context} if getattr(block, "has_cross_attention", False) else {}
