@@ -1,8 +1,9 @@
 """The one place the pack reaches into ComfyUI's internals (``comfy.*``, ``folder_paths``).
 
 It hands out ComfyUI's model folders, devices, dtypes, layer classes and attention (``model_ops``),
-model management, progress bars and interrupt checks; the nodes go through these functions only. Outside ComfyUI the library
-(``dispose_core``, the demo) needs none of this; the tests import ComfyUI in-process.
+model management, progress bars and interrupt checks; the nodes go through these functions only.
+Outside ComfyUI the library (``dispose_core``, the demo) needs none of this; the tests import
+ComfyUI in-process.
 """
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def model_ops(compute_dtype: torch.dtype, fp8: bool = False) -> ModelOps:
     """What our UNet, PoseNet and ControlNet are built with inside ComfyUI: the ``comfy.ops`` layers
     core models get for these weight and compute dtypes (casting, fp8, partial loading and LoRA
     patches by ComfyUI's rules), ``optimized_attention`` (``--use-sage-attention``,
-    ``--use-flash-attention``, ``--use-pytorch-cross-attention``) and Cancel checked between blocks."""
+    ``--use-flash-attention``, ``--use-pytorch-cross-attention``) and Cancel, checked before each
+    layer of the blocks."""
     operations = comfy.ops.pick_operations(FP8 if fp8 else compute_dtype, compute_dtype, load_device=torch_device())
     return ModelOps(operations, comfy.ldm.modules.attention.optimized_attention, should_stop)
 
@@ -165,7 +167,7 @@ def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.dev
     castable = all(m.castable for m in ours)
     if ours:
         mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
-    for m in ours if castable else []:  # what ComfyUI cannot cast (blend factors, PoseNet's gain) must be on the device
+    for m in ours if castable else []:  # what ComfyUI cannot cast (blend factors, PoseNet's gain) goes to the device
         casting = [layer for layer in m.modules.modules() if isinstance(layer, comfy.ops.CastWeightBiasOp)]
         place_other_tensors(m.modules, m.patcher.load_device, casting)
         set_placement(m.modules, device=m.patcher.load_device)
