@@ -1,8 +1,9 @@
 """The one place the pack reaches into ComfyUI's internals (``comfy.*``, ``folder_paths``).
 
-It hands out ComfyUI's model folders, devices, dtypes, model management, progress bars and
-interrupt checks; the nodes go through these functions only. Outside ComfyUI the library
-(``dispose_core``, the demo) needs none of this; the tests import ComfyUI in-process.
+It hands out ComfyUI's model folders, devices, dtypes, layer classes and attention (``model_ops``),
+model management, progress bars and interrupt checks; the nodes go through these functions only.
+Outside ComfyUI the library (``dispose_core``, the demo) needs none of this; the tests import
+ComfyUI in-process.
 """
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
 
+import comfy.ldm.modules.attention
 import comfy.model_management as mm
 import comfy.model_patcher
+import comfy.ops
 import comfy.utils
 import folder_paths
 import torch
+from comfy.cli_args import args
 
 from ..dispose_core.loading.layout import MODEL_FOLDERS
-from ..dispose_core.models.cast_layers import casting_layers, place_other_tensors, set_placement
+from ..dispose_core.models.cast_layers import FP8, place_other_tensors, set_placement
+from ..dispose_core.models.layer_ops import ModelOps
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 WEIGHT_DTYPES = ("default", "fp8_e4m3fn")  # storage of the UNet and ControlNet weights
@@ -77,10 +82,30 @@ def intermediate_device() -> torch.device:
 
 
 def pick_dtype(precision: str, supported: tuple[torch.dtype, ...] = tuple(_DTYPES.values())) -> torch.dtype:
-    """Resolve a precision choice; ``auto`` asks ComfyUI what the compute device handles best."""
+    """Resolve a precision choice; ``auto`` asks ComfyUI what the compute device handles best (under
+    ``--fp8_*-unet`` that is a storage dtype: then the dtype ComfyUI computes such weights in)."""
     if precision != "auto":
         return _DTYPES[precision]
-    return mm.unet_dtype(torch_device(), supported_dtypes=list(supported))
+    dtype = mm.unet_dtype(torch_device(), supported_dtypes=list(supported))
+    if dtype.itemsize == 1:
+        dtype = mm.unet_manual_cast(dtype, torch_device(), list(supported)) or torch.float32
+    return dtype
+
+
+def fp8_weights(weight_dtype: str) -> bool:
+    """Store the UNet and ControlNet weights in float8_e4m3fn: the loader's ``weight_dtype`` option,
+    or ComfyUI's ``--fp8_e4m3fn-unet`` flag."""
+    return weight_dtype == "fp8_e4m3fn" or bool(args.fp8_e4m3fn_unet)
+
+
+def model_ops(compute_dtype: torch.dtype, fp8: bool = False) -> ModelOps:
+    """What our UNet, PoseNet and ControlNet are built with inside ComfyUI: the ``comfy.ops`` layers
+    core models get for these weight and compute dtypes (casting, fp8, partial loading and LoRA
+    patches by ComfyUI's rules), ``optimized_attention`` (``--use-sage-attention``,
+    ``--use-flash-attention``, ``--use-pytorch-cross-attention``) and Cancel, checked before each
+    layer of the blocks."""
+    operations = comfy.ops.pick_operations(FP8 if fp8 else compute_dtype, compute_dtype, load_device=torch_device())
+    return ModelOps(operations, comfy.ldm.modules.attention.optimized_attention, should_stop)
 
 
 def onnx_providers() -> list[str] | None:
@@ -95,8 +120,8 @@ class Managed:
     """A core model object plus the torch modules ComfyUI moves between devices for it.
 
     ``patcher`` is the ComfyUI ``ModelPatcher`` of ``modules`` (the object ``load_models_gpu``
-    understands). ``castable``: the Linear/Conv layers cast their weights per call, so ComfyUI may
-    load the model partially (its low-VRAM path) and the layers left on the offload device still run.
+    understands). ``castable``: built with ``model_ops`` (``comfy.ops`` layers), so ComfyUI may load
+    the model partially (its low-VRAM path) and the layers left on the offload device still run.
     ``loads_itself``: one of ComfyUI's own models, loaded by its own calls; we only unload it.
     """
 
@@ -109,8 +134,8 @@ class Managed:
 
 def manage(value: Any, castable: bool = False) -> Managed:
     """Wrap a loaded model (a module, or an object holding modules) so ComfyUI accounts for its
-    weights and can offload it when another stage needs the memory; ``castable`` switches its
-    Linear/Conv layers to casting layers first (same output) so ComfyUI can load it partially."""
+    weights and can offload it when another stage needs the memory; ``castable``: it was built with
+    ``model_ops``, so ComfyUI may load it partially."""
     # A container of our own: ModelPatcher sets bookkeeping attributes (``device`` among them) on
     # the module it manages, which must not clash with the core modules' own ``device`` property.
     if isinstance(value, torch.nn.Module):
@@ -118,8 +143,6 @@ def manage(value: Any, castable: bool = False) -> Managed:
     else:
         modules = torch.nn.ModuleDict(
             {k: v for k, v in vars(value).items() if isinstance(v, torch.nn.Module)})
-    if castable:
-        casting_layers(modules)
     patcher = comfy.model_patcher.ModelPatcher(
         modules, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
     return Managed(value, modules, patcher, castable)
@@ -144,21 +167,22 @@ def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.dev
     castable = all(m.castable for m in ours)
     if ours:
         mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
-    for m in ours if castable else []:  # what ComfyUI cannot cast (norms, embeddings) must be on the device
-        place_other_tensors(m.modules, m.patcher.load_device)
+    for m in ours if castable else []:  # what ComfyUI cannot cast (blend factors, PoseNet's gain) goes to the device
+        casting = [layer for layer in m.modules.modules() if isinstance(layer, comfy.ops.CastWeightBiasOp)]
+        place_other_tensors(m.modules, m.patcher.load_device, casting)
         set_placement(m.modules, device=m.patcher.load_device)
     return mm.get_torch_device()
 
 
 def unload(models: list[Managed]) -> None:
     """Offload ``models`` now (ComfyUI keeps a model loaded until another needs the memory), so the
-    next phase does not hold this one's weights. The same steps as ``mm.free_memory`` per model:
-    ``LoadedModel.model_unload`` then drop it from ``current_loaded_models`` (0.3.64 and 0.33.0)."""
-    patchers = [m.patcher for m in models]
-    for i in reversed(range(len(mm.current_loaded_models))):
-        loaded = mm.current_loaded_models[i]
-        if any(loaded.model is p for p in patchers) and loaded.model_unload():
-            mm.current_loaded_models.pop(i)
+    next phase does not hold this one's weights: ComfyUI's ``free_memory`` on their devices, keeping
+    every other loaded model (the call and its ``keep_loaded`` argument exist in 0.3.64 and 0.33.0)."""
+    ours = {id(m.patcher) for m in models}
+    loaded = list(mm.current_loaded_models)
+    others = [lm for lm in loaded if id(lm.model) not in ours]
+    for device in {lm.device for lm in loaded if id(lm.model) in ours}:
+        mm.free_memory(1e30, device, keep_loaded=others)
 
 
 # ComfyUI's working-memory estimates for an SD-family KL VAE (comfy/sd.py, VAE.memory_used_encode /

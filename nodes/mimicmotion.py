@@ -49,8 +49,9 @@ def _weight_dtype_input() -> io.Combo.Input:
     return io.Combo.Input(
         "weight_dtype", options=list(bridge.WEIGHT_DTYPES), default="default", optional=True,
         tooltip="Storage of the UNet and DisPose ControlNet weights. default: the precision above (official). "
-                "fp8_e4m3fn: 1 byte per weight with a per-tensor scale, upcast per layer to the precision "
-                "above; halves their memory, costs some accuracy (see the README's Memory section).")
+                "fp8_e4m3fn: 1 byte per weight (as ComfyUI's --fp8_e4m3fn-unet, which also selects it), upcast "
+                "per layer to the precision above; halves their memory, costs some accuracy (see the README's "
+                "Memory section).")
 
 
 class MimicMotionLoader(io.ComfyNode):
@@ -92,12 +93,12 @@ class MimicMotionLoader(io.ComfyNode):
         from ..dispose_core.loading.mimicmotion import load_mimicmotion_parts
         from ..dispose_core.models.cast_layers import store_weights_fp8
 
-        parts = load_mimicmotion_parts(svd, weights, bridge.pick_dtype(precision))
+        dtype, fp8 = bridge.pick_dtype(precision), bridge.fp8_weights(weight_dtype)
+        parts = load_mimicmotion_parts(svd, weights, dtype, ops=bridge.model_ops(dtype, fp8))
         if getattr(parts.svd, "report", None) is not None:
             log.info("MimicMotion Loader: %s", parts.svd.report)
-        fp8 = weight_dtype == "fp8_e4m3fn"
         if fp8:
-            store_weights_fp8(parts.denoiser.unet)
+            store_weights_fp8(parts.denoiser.unet, scaled=False)
         enc = parts.image_encoder
         return io.NodeOutput(MimicMotionUnits(
             image_encoder=bridge.manage(enc) if clip_vision is None else bridge.manage_core(
@@ -141,11 +142,12 @@ class DisPoseControlNetLoader(io.ComfyNode):
         # fp8 UNet weights are not the loaded ones: the copied encoder comes from the file (memory-mapped)
         unet_state = (strip_prefix(read_checkpoint(units.mimicmotion_path, "MimicMotion checkpoint"), "unet.")
                       if units.fp8 else None)
-        controlnet, report = load_dispose_controlnet(path, units.denoiser.value.unet, bridge.pick_dtype(precision),
-                                                     unet_state=unet_state)
+        dtype = bridge.pick_dtype(precision)
+        controlnet, report = load_dispose_controlnet(path, units.denoiser.value.unet, dtype, unet_state=unet_state,
+                                                     ops=bridge.model_ops(dtype, units.fp8))
         log.info("DisPose ControlNet: %s", report)
         if units.fp8:
-            store_weights_fp8(controlnet)
+            store_weights_fp8(controlnet, scaled=False)
         return io.NodeOutput(bridge.manage(controlnet, castable=True))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..models.controlnet import COPIED_FROM_UNET, ControlNetDims, HybridControlNet
+from ..models.layer_ops import PLAIN_OPS, ModelOps
 from ..models.unet import MimicMotionUNet
 from .checkpoint import check_dtype, check_keys, read_checkpoint
 from .layout import BY_KEY
@@ -71,28 +72,29 @@ def controlnet_dims(state: dict[str, torch.Tensor]) -> ControlNetDims:
 
 def load_dispose_controlnet(
     path: str | Path, unet: MimicMotionUNet, dtype: torch.dtype = torch.float32,
-    unet_state: Mapping[str, torch.Tensor] | None = None,
+    unet_state: Mapping[str, torch.Tensor] | None = None, ops: ModelOps = PLAIN_OPS,
 ) -> tuple[HybridControlNet, LoadReport]:
     """HybridControlNet = copy of ``unet``'s encoder overlaid with ``DisPose.pth`` (strict checks).
 
     ``unet_state``: the UNet's weights as loaded, when ``unet`` no longer holds them as they were
     (fp8 storage): the copy is then taken from it, so the ControlNet is built from the UNet before fp8.
+    ``ops``: the host's layer classes, attention and stop check (plain torch by default).
     """
     check_dtype(dtype, "DisPose loader")
     path = BY_KEY["dispose"].require(path)
     state = read_checkpoint(path, "DisPose ControlNet")
-    net, report = overlay_on_unet(state, unet, file=path, unet_state=unet_state)
+    net, report = overlay_on_unet(state, unet, file=path, unet_state=unet_state, ops=ops)
     logger.info("%s", report)
     return cast(net.eval().requires_grad_(False), dtype, unet.device), report
 
 
 def overlay_on_unet(
     state: dict[str, torch.Tensor], unet: MimicMotionUNet, *, file: Path,
-    unet_state: Mapping[str, torch.Tensor] | None = None,
+    unet_state: Mapping[str, torch.Tensor] | None = None, ops: ModelOps = PLAIN_OPS,
 ) -> tuple[HybridControlNet, LoadReport]:
     """The ControlNet for ``unet`` with ``state`` laid over the copy of the UNet's encoder (checked)."""
     with torch.device("meta"):
-        net = HybridControlNet(unet.config, controlnet_dims(state))
+        net = HybridControlNet(unet.config, controlnet_dims(state), ops)
     expected = {k: v.shape for k, v in net.state_dict().items()}
     fallback = {k for k in expected if k.split(".")[0] in COPIED_FROM_UNET}
     check_keys(

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointKeyError
+from ..models.layer_ops import PLAIN_OPS, ModelOps
 from ..models.posenet import PoseNet
 from ..models.unet import MimicMotionUNet
 from ..models.units import Denoiser, ImageEncoder
@@ -63,12 +64,13 @@ def _overlay(base: dict[str, torch.Tensor], state: dict[str, torch.Tensor], pref
 
 
 def build_unet_and_pose_net(
-    unet_config: dict, state: dict[str, torch.Tensor], *, file: Path
+    unet_config: dict, state: dict[str, torch.Tensor], *, file: Path, ops: ModelOps = PLAIN_OPS
 ) -> tuple[MimicMotionUNet, PoseNet]:
-    """The UNet (from the SVD config) and PoseNet, filled strictly from ``unet.*`` / ``pose_net.*``."""
+    """The UNet (from the SVD config) and PoseNet, filled strictly from ``unet.*`` / ``pose_net.*``,
+    built with ``ops`` (a host's layer classes, attention and stop check; plain torch by default)."""
     with torch.device("meta"):
-        unet = MimicMotionUNet.from_config(unet_config)
-        pose_net = PoseNet(noise_latent_channels=unet.config.block_out_channels[0])
+        unet = MimicMotionUNet.build(unet_config, ops)
+        pose_net = PoseNet(noise_latent_channels=unet.config.block_out_channels[0], ops=ops)
     load_strict(unet, strip_prefix(state, "unet."), file=file, what="MimicMotion UNet (unet.*)")
     load_strict(pose_net, strip_prefix(state, "pose_net."), file=file, what="MimicMotion PoseNet (pose_net.*)")
     return unet.eval().requires_grad_(False), pose_net.eval().requires_grad_(False)
@@ -91,18 +93,19 @@ class MimicMotionParts:
 
 
 def load_mimicmotion_parts(
-    svd: str | Path, mimicmotion_path: str | Path, dtype: torch.dtype = torch.float32
+    svd: str | Path, mimicmotion_path: str | Path, dtype: torch.dtype = torch.float32, ops: ModelOps = PLAIN_OPS
 ) -> MimicMotionParts:
     """Build CLIP image encoder, temporal VAE and UNet + PoseNet (strict, offline) as separate units.
 
-    ``svd`` is the SVD xt diffusers folder or the single file ``svd_xt_1_1.safetensors``.
+    ``svd`` is the SVD xt diffusers folder or the single file ``svd_xt_1_1.safetensors``; ``ops``
+    builds the UNet and PoseNet (the VAE and CLIP stay plain torch models).
     """
     check_dtype(dtype, "MimicMotion loader")
     source = read_svd(svd, dtype)
     path = Path(mimicmotion_path)
     state = _read_mimicmotion(path)
 
-    unet, pose_net = build_unet_and_pose_net(source.unet_config, state, file=path)
+    unet, pose_net = build_unet_and_pose_net(source.unet_config, state, file=path, ops=ops)
     vae_expected = shapes(meta_vae(source.vae_config))
     vae = build_vae(source.vae_config, _overlay(source.read_vae(vae_expected), state, "vae."),
                     file=path if _has(state, "vae.") else source.vae_file)

@@ -1,14 +1,19 @@
-"""Layers whose weights are stored in one dtype/device and used in another: fp8 storage, streaming.
+"""The library's own cast-on-forward layers: fp8 weight storage and streaming outside a host.
 
-The same idea as ComfyUI's castable ops (``comfy.ops.manual_cast``): a Linear or Conv layer keeps
-its weight where and how it is stored, and its forward casts the weight (and bias) to the input's
-dtype and device for that call only. Two uses, one mechanism:
+A Linear or Conv layer keeps its weight where and how it is stored, and its forward casts the
+weight (and bias) to the input's dtype and device for that call only. Two uses, one mechanism:
 
 * fp8 weight storage (``store_weights_fp8``): weights in ``float8_e4m3fn`` (1 byte instead of 2),
   upcast per layer to the compute dtype;
 * streaming (``stream_weights``): layers beyond a memory budget keep their weights on the offload
   device (CPU) and copy them to the compute device in each forward, so only the resident layers'
   weights and one layer's copy occupy the load device.
+
+Inside ComfyUI the models are built with ComfyUI's own layers (``comfy.ops``, see
+``layer_ops.ModelOps``), which cast, stream and patch by ComfyUI's rules; these layers serve the
+CLI, the benchmarks and the library's fp8 accuracy tests. ``store_weights_fp8`` works on either
+kind (a host's layers know no per-tensor scale: pass ``scaled=False``), and the placement helpers
+(``compute_placement``, ``set_placement``, ``place_other_tensors``) are shared with the host.
 
 Layers are switched in place (their class becomes the casting subclass), so state-dict names stay
 the same and the official architectures are untouched. Norm layers, embeddings and other small
@@ -31,9 +36,6 @@ class _CastWeights:
 
     streamed: bool = False  # the weight stays on the offload device between calls
     transfers: int = 0  # how many forwards copied the weight from another device (or streamed it)
-    # ComfyUI's ModelPatcher leaves layers with this attribute on the offload device under low VRAM
-    # (partial load) and relies on their forward to cast; ours always does, so its lowvram mode works.
-    comfy_cast_weights: bool = False
 
     def _weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         w = self.weight
@@ -44,10 +46,6 @@ class _CastWeights:
         if scale is not None:
             w = w * scale.to(device=x.device, dtype=x.dtype)
         b = None if self.bias is None else self.bias.to(device=x.device, dtype=x.dtype, non_blocking=True)
-        for patch in getattr(self, "weight_function", ()):  # ComfyUI's patches (LoRA) of a streamed layer
-            w = patch(w)
-        for patch in getattr(self, "bias_function", ()):
-            b = patch(b)
         return w, b
 
 
@@ -74,15 +72,18 @@ class CastConv3d(_CastWeights, nn.Conv3d):
 _CASTING = {nn.Linear: CastLinear, nn.Conv1d: CastConv1d, nn.Conv2d: CastConv2d, nn.Conv3d: CastConv3d}
 
 
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """Every Linear/Conv layer of ``model``, of whichever class (ours, torch's or a host's subclass)."""
+    return [m for m in model.modules() if isinstance(m, tuple(_CASTING))]
+
+
 def casting_layers(model: nn.Module) -> list[nn.Module]:
-    """Switch every plain Linear/Conv layer of ``model`` to its casting subclass (idempotent)."""
-    layers = []
+    """Switch every plain torch Linear/Conv layer of ``model`` to its casting subclass (idempotent;
+    a host's layer classes are left as they are); returns all Linear/Conv layers."""
     for module in model.modules():
         if type(module) in _CASTING:
             module.__class__ = _CASTING[type(module)]
-        if isinstance(module, _CastWeights):
-            layers.append(module)
-    return layers
+    return weight_layers(model)
 
 
 def compute_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -133,10 +134,14 @@ def store_weights_fp8(model: nn.Module, *, scaled: bool = True) -> nn.Module:
     ``scaled`` (default) keeps one float32 scale per weight tensor (its largest magnitude maps to
     448, the e4m3fn maximum), so small weights do not fall into fp8's coarse subnormal range; off,
     the weights are cast as they are (what ComfyUI's ``--fp8_e4m3fn-unet`` does; magnitudes above
-    448 are clamped). Biases, norms and embeddings stay in the compute dtype.
+    448 are clamped), the only form a host's casting layers (ComfyUI's ``manual_cast``) can use.
+    Biases, norms and embeddings stay in the compute dtype.
     """
     dtype = compute_placement(model)[1]
-    for layer in casting_layers(model):
+    layers = casting_layers(model)
+    if scaled and not all(isinstance(layer, _CastWeights) for layer in layers):
+        raise ValueError("store_weights_fp8: a host's layers apply no per-tensor scale; pass scaled=False.")
+    for layer in layers:
         w = layer.weight.float()
         scale = (w.abs().amax() / _FP8_MAX).clamp_min(torch.finfo(torch.float32).tiny) if scaled else None
         stored = (w / scale if scaled else w).clamp(-_FP8_MAX, _FP8_MAX).to(FP8)
@@ -148,14 +153,16 @@ def store_weights_fp8(model: nn.Module, *, scaled: bool = True) -> nn.Module:
 
 
 @torch.no_grad()
-def place_other_tensors(model: nn.Module, device: torch.device | str) -> int:
-    """Move every tensor of ``model`` that is not a Linear/Conv weight or bias (norms, embeddings,
-    blend factors, fp8 scales: small) to ``device``; their bytes. They have no casting forward, so
-    they must sit where the model computes whichever layers stay on the offload device (streaming
-    here, or a host's partial load: ComfyUI leaves modules it cannot cast off the device once its
-    budget is spent)."""
+def place_other_tensors(model: nn.Module, device: torch.device | str,
+                        casting: list[nn.Module] | None = None) -> int:
+    """Move every tensor of ``model`` that is not a weight or bias of a ``casting`` layer (default:
+    our Linear/Conv casting layers) to ``device``: norms, embeddings, blend factors, fp8 scales
+    (small); their bytes. They have no casting forward, so they must sit where the model computes
+    whichever layers stay on the offload device (streaming here, or a host's partial load: ComfyUI
+    leaves modules it cannot cast off the device once its budget is spent)."""
     device = torch.device(device)
-    layer_tensors = {id(t) for layer in casting_layers(model) for t in _layer_tensors(layer)}
+    casting = casting_layers(model) if casting is None else casting
+    layer_tensors = {id(t) for layer in casting for t in _layer_tensors(layer)}
     placed = 0  # the offload device may be the same one
     for module in model.modules():
         for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)):

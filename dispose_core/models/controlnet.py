@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import InputError
 from .cast_layers import compute_placement
+from .layer_ops import PLAIN_OPS, ModelOps, apply_ops
 from .motion_encoder import FLOW_CHANNELS, MotionEncoder
 from .point_adapter import PointAdapter
 from .svd_trunk import SVDEncoderMixin, block_skip_count, down_scale
@@ -52,7 +53,10 @@ def _per_item(values, n: int) -> list:
 class HybridControlNet(SVDEncoderMixin, nn.Module):
     """SVD encoder trunk + motion encoder + point adapter -> down/mid residuals for MimicMotionUNet."""
 
-    def __init__(self, unet_config: Mapping, dims: ControlNetDims = ControlNetDims()) -> None:
+    def __init__(self, unet_config: Mapping, dims: ControlNetDims = ControlNetDims(),
+                 ops: ModelOps = PLAIN_OPS) -> None:
+        """``ops``: the host's layers, attention and stop check, given to every sub-model (the diffusers
+        blocks, motion encoder and point adapter build torch layers, which ``apply_ops`` switches)."""
         super().__init__()
         cfg = dict(unet_config)
         channels = list(cfg["block_out_channels"])
@@ -93,6 +97,7 @@ class HybridControlNet(SVDEncoderMixin, nn.Module):
         self.point_adapter = PointAdapter(
             dims.point_embedding_channels, tuple(channels), self.level_rates(), dims.point_mid_dim
         )
+        apply_ops(self, ops)
 
     def level_rates(self) -> tuple[int, ...]:
         """Pixel stride of the hidden state after each down block ((16, 32, 64, 64) for SVD)."""
@@ -103,9 +108,10 @@ class HybridControlNet(SVDEncoderMixin, nn.Module):
         return tuple(rates)
 
     @classmethod
-    def from_unet(cls, unet: nn.Module, dims: ControlNetDims = ControlNetDims()) -> HybridControlNet:
+    def from_unet(cls, unet: nn.Module, dims: ControlNetDims = ControlNetDims(),
+                  ops: ModelOps = PLAIN_OPS) -> HybridControlNet:
         """Build for ``unet``'s config and copy its encoder weights (as the official ``from_unet``)."""
-        net = cls(unet.config, dims)
+        net = cls(unet.config, dims, ops)
         for name in COPIED_FROM_UNET:
             getattr(net, name).load_state_dict(getattr(unet, name).state_dict())
         return net.to(device=unet.conv_in.weight.device, dtype=unet.conv_in.weight.dtype)

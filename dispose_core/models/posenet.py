@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from .layer_ops import PLAIN_OPS, ModelOps
 
 # (in, out, kernel, stride): a 3x3 conv keeps the size, a 4x4 stride-2 conv halves it.
 _CONV_PLAN: tuple[tuple[int, int, int, int], ...] = (
@@ -23,13 +24,14 @@ _CONV_PLAN: tuple[tuple[int, int, int, int], ...] = (
 class PoseNet(nn.Module):
     """Eight conv+SiLU layers (/8 resolution), a 1x1 projection to the UNet width, a learned gain."""
 
-    def __init__(self, noise_latent_channels: int = 320) -> None:
+    def __init__(self, noise_latent_channels: int = 320, ops: ModelOps = PLAIN_OPS) -> None:
         super().__init__()
+        conv = ops.operations.Conv2d
         layers: list[nn.Module] = []
         for c_in, c_out, k, s in _CONV_PLAN:
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=k, stride=s, padding=1), nn.SiLU()]
+            layers += [conv(c_in, c_out, kernel_size=k, stride=s, padding=1), nn.SiLU()]
         self.conv_layers = nn.Sequential(*layers)
-        self.final_proj = nn.Conv2d(_CONV_PLAN[-1][1], noise_latent_channels, kernel_size=1)
+        self.final_proj = conv(_CONV_PLAN[-1][1], noise_latent_channels, kernel_size=1)
         self.scale = nn.Parameter(torch.full((1,), 2.0))
 
     def forward(self, pose_images: torch.Tensor) -> torch.Tensor:

@@ -18,11 +18,17 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
 from ..errors import InputError
+from .layer_ops import PLAIN_OPS, ModelOps, apply_ops
 from .svd_trunk import SVDEncoderMixin, skip_counts
 
 
 class MimicMotionUNet(SVDEncoderMixin, UNetSpatioTemporalConditionModel):
     """SVD-xt UNet with MimicMotion's pose input and DisPose's residual inputs."""
+
+    @classmethod
+    def build(cls, unet_config: dict, ops: ModelOps = PLAIN_OPS) -> MimicMotionUNet:
+        """The UNet for an SVD config with a host's layers, attention and stop check (``ModelOps``)."""
+        return apply_ops(cls.from_config(unet_config), ops)
 
     def residual_multiplicities(self) -> list[int]:
         """How many times the official down loop adds residual j to skip j (see module docstring)."""
