@@ -1,7 +1,8 @@
 """Dense motion field by CMP (golden G3; official ``get_cmp_flow`` + the resize in ``preprocess``).
 
 The reference image is encoded once; the per-frame part runs in batches of driving frames. CMP
-works at 384x384 (any aspect ratio squashed); its flow is brought back to the canvas with legacy
+works at 384x384 (any aspect ratio squashed); its flow is kept at that size (7x smaller than a
+576x1024 canvas) and brought to the canvas per request (``DenseFlow.fields``) with legacy
 ``nearest`` and scaled by W/384 (x) and H/384 (y), as the official code does.
 """
 from __future__ import annotations
@@ -36,24 +37,26 @@ def propagate_flow(
     *,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DenseFlow:
-    """CMP flows of every driving frame from the encoded 384 image and the 384 sparse flow, at (H, W)."""
+    """CMP flows of every driving frame from the encoded 384 image and the 384 sparse flow, kept at
+    CMP's size as float32 for the (H, W) canvas. ``should_stop()`` is asked before each batch; True
+    (or its own exception) interrupts."""
     if batch_size < 1:
         raise InputError(f"CMP batch size {batch_size} is invalid: use 1 or more.")
     device, dtype = cmp.device, cmp.dtype
     total = sparse.num_steps
-    out = torch.empty(total, 2, height, width, dtype=torch.float32)
+    out = torch.empty(total, 2, sparse.height, sparse.width, dtype=torch.float32)  # CMP's output size
     for start in range(0, total, batch_size):
-        if should_stop is not None:
-            should_stop()
+        if should_stop is not None and should_stop():
+            raise InterruptedError("CMP dense flow was interrupted.")
         stop = min(start + batch_size, total)
         flow, mask = sparse.dense(start, stop, device=device, dtype=dtype)
         dense = cmp.propagate(features, flow, mask)
-        out[start:stop] = resize_flow(dense.float(), height, width).cpu()
+        out[start:stop] = dense.float().cpu()
         if progress is not None:
             progress(stop, total)
-    return DenseFlow(flow=out)
+    return DenseFlow(flow=out, height=height, width=width)
 
 
 def compute_dense_flow(
@@ -63,13 +66,15 @@ def compute_dense_flow(
     *,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
     mask_invisible: bool = False,
 ) -> DenseFlow:
-    """Dense flow reference -> each driving frame, ``(F-1, 2, H, W)`` float32 canvas pixels (CPU).
+    """Dense flow reference -> each driving frame (``DenseFlow.fields``: ``(n, 2, H, W)`` float32 canvas
+    pixels; held at CMP's size on the CPU).
 
     ``reference``: (3, H, W) RGB in [0, 1] at the canvas size of ``poses``. ``progress(done, total)``
-    is called after each batch; ``should_stop()`` before each batch (it raises to interrupt).
+    is called after each batch; ``should_stop()`` before each batch (True, or its own exception,
+    interrupts).
     ``mask_invisible``: see ``sparse_flow`` (off = official behaviour).
     """
     if reference.ndim != 3 or tuple(reference.shape[1:]) != (poses.height, poses.width):
