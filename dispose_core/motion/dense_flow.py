@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from ..interrupt import ShouldStop, stop_between_layers
 from ..types import DenseFlow, PoseSequence
 from .cmp import CMPModel, ImageFeatures
 from .sparse_flow import AnchoredFlows, cmp_image, cmp_sparse_flow
@@ -37,22 +38,21 @@ def propagate_flow(
     *,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> DenseFlow:
     """CMP flows of every driving frame from the encoded 384 image and the 384 sparse flow, kept at
-    CMP's size as float32 for the (H, W) canvas. ``should_stop()`` is asked before each batch; True
-    (or its own exception) interrupts."""
+    CMP's size as float32 for the (H, W) canvas. ``should_stop()`` is asked before every layer
+    (``interrupt.stop_between_layers``), so a Cancel does not wait for the batch."""
     if batch_size < 1:
         raise InputError(f"CMP batch size {batch_size} is invalid: use 1 or more.")
     device, dtype = cmp.device, cmp.dtype
     total = sparse.num_steps
     out = torch.empty(total, 2, sparse.height, sparse.width, dtype=torch.float32)  # CMP's output size
     for start in range(0, total, batch_size):
-        if should_stop is not None and should_stop():
-            raise InterruptedError("CMP dense flow was interrupted.")
         stop = min(start + batch_size, total)
         flow, mask = sparse.dense(start, stop, device=device, dtype=dtype)
-        dense = cmp.propagate(features, flow, mask)
+        with stop_between_layers(should_stop, "CMP dense flow"):
+            dense = cmp.propagate(features, flow, mask)
         out[start:stop] = dense.float().cpu()
         if progress is not None:
             progress(stop, total)
@@ -66,15 +66,15 @@ def compute_dense_flow(
     *,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop | None = None,
     mask_invisible: bool = False,
 ) -> DenseFlow:
     """Dense flow reference -> each driving frame (``DenseFlow.fields``: ``(n, 2, H, W)`` float32 canvas
     pixels; held at CMP's size on the CPU).
 
     ``reference``: (3, H, W) RGB in [0, 1] at the canvas size of ``poses``. ``progress(done, total)``
-    is called after each batch; ``should_stop()`` before each batch (True, or its own exception,
-    interrupts).
+    is called after each batch; ``should_stop()`` before every layer of CMP (True, or its own
+    exception, interrupts).
     ``mask_invisible``: see ``sparse_flow`` (off = official behaviour).
     """
     if reference.ndim != 3 or tuple(reference.shape[1:]) != (poses.height, poses.width):

@@ -360,7 +360,8 @@ def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPla
     """Decode phase: (F,4,h,w) latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU
     (F with ``keep_reference_frame``), ``plan.decode_chunk_size`` frames per VAE call."""
     frames = to_images(decode_latents(vae, latents, plan.decode_chunk_size,
-                                      on_chunk=None if ticker is None else ticker.tick))
+                                      on_chunk=None if ticker is None else ticker.tick,
+                                      should_stop=None if ticker is None else ticker.check_stop))
     return frames if keep_reference_frame else frames[1:]
 
 
