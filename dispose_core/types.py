@@ -120,12 +120,12 @@ class MotionField(FlowField):
 class DenseFlow(FlowField):
     """Dense motion field from CMP: reference -> frame k+1 flow over the reference image.
 
-    ComfyUI type ``DISPOSE_FLOW``. Held at CMP's working size (384x384, in pixels of that size)
-    and brought to the canvas per request the way the official run does it (``resize_flow``:
+    ComfyUI type ``DISPOSE_FLOW``. Held at CMP's working size (384x384, in pixels of that size,
+    float16: see ``motion.dense_flow.STORED_DTYPE``) and brought to the canvas per request the way the official run does it (``resize_flow``:
     nearest neighbour, values scaled per axis); a flow given at the canvas size is used as it is.
     """
 
-    flow: torch.Tensor  # (F-1, 2, h, w) float32, pixels of its own size
+    flow: torch.Tensor  # (F-1, 2, h, w) float16 from CMP (any float dtype), pixels of its own size
     height: int = 0  # generation canvas; 0: the flow's own size
     width: int = 0
 

@@ -8,9 +8,10 @@ change (full-canvas float32 fields held for every frame), with this file copied 
     cp tests/test_compact_guidance_frames.py /tmp/base/tests/
     cd /tmp/base && python3 -c "from tests.test_compact_guidance_frames import record; record('OUT.npz')"
 
-The compact forms are exact in float32 (the sparse field recomputed from the same impulses, the CMP
-flow resized per chunk with the same nearest-neighbour rule), so the frames must be identical; the
-issue's bound, relative L2 < 1e-5, is checked first so a failure says how far off it is.
+The sparse field's compact form is exact (recomputed from the same impulses; the frames were
+identical while the CMP flow was still stored in float32). The CMP flow is kept in float16
+(``motion.dense_flow.STORED_DTYPE``), so the frames are held to the issue's bound, relative
+L2 < 1e-5 (1.3e-6 measured), not to bit equality.
 """
 from __future__ import annotations
 
@@ -71,4 +72,3 @@ def test_frames_match_the_recording_before_the_compact_guidance(tiny_models_dir)
     assert frames.shape == expected.shape == (DRIVING, H, W, 3)
     relative_l2 = float((frames - expected).norm() / expected.norm())
     assert relative_l2 < 1e-5
-    assert torch.equal(frames, expected)
