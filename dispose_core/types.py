@@ -67,11 +67,11 @@ class FlowField:
         raise NotImplementedError
 
     def to_image(self, max_magnitude: float | None = None, *, long_side: int | None = None,
-                 chunk: int = 8) -> torch.Tensor:
+                 chunk: int | None = None) -> torch.Tensor:
         """Colour-wheel preview ``(F-1, h, w, 3)`` in [0, 1], normalised over the whole field.
 
-        Built ``chunk`` frames at a time; ``long_side`` caps the preview's longer side (area
-        downscaling of the colours; None = canvas size).
+        Built ``chunk`` frames at a time (default ``flow_viz.PREVIEW_CHUNK``); ``long_side`` caps
+        the preview's longer side (area downscaling of the colours; None = canvas size).
         """
         from .motion.flow_viz import field_preview
 
@@ -121,8 +121,9 @@ class DenseFlow(FlowField):
     """Dense motion field from CMP: reference -> frame k+1 flow over the reference image.
 
     ComfyUI type ``DISPOSE_FLOW``. Held at CMP's working size (384x384, in pixels of that size,
-    float16: see ``motion.dense_flow.STORED_DTYPE``) and brought to the canvas per request the way the official run does it (``resize_flow``:
-    nearest neighbour, values scaled per axis); a flow given at the canvas size is used as it is.
+    float16: see ``motion.dense_flow.STORED_DTYPE``) and brought to the canvas per request the way
+    the official run does it (``resize_flow``: nearest neighbour, values scaled per axis); a flow
+    given at the canvas size is used as it is.
     """
 
     flow: torch.Tensor  # (F-1, 2, h, w) float16 from CMP (any float dtype), pixels of its own size

@@ -47,7 +47,8 @@ PREVIEW_CHUNK = 4  # frames coloured at once: ~17 float32 canvas planes per fram
 
 def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None, *,
                   chunk: int = PREVIEW_CHUNK) -> torch.Tensor:
-    """``flow`` (N, 2, H, W) -> (N, H, W, 3) in [0, 1]; NaN/inf motion is shown as none (white)."""
+    """``flow`` (N, 2, H, W) -> (N, H, W, 3) in [0, 1], ``chunk`` frames at a time; NaN/inf motion
+    is shown as none (white)."""
     if flow.ndim != 4 or flow.shape[1] != 2:
         raise InputError(f"Flow has shape {tuple(flow.shape)}; expected (N, 2, H, W) with dx, dy channels.")
     n, _, height, width = flow.shape
@@ -56,11 +57,12 @@ def flow_to_color(flow: torch.Tensor, max_magnitude: float | None = None, *,
 
 
 def field_preview(field: FlowField, max_magnitude: float | None = None, *, long_side: int | None = None,
-                  chunk: int = PREVIEW_CHUNK) -> torch.Tensor:
-    """Colour preview (F-1, h, w, 3) of a stored field, expanded ``chunk`` frames at a time;
-    ``long_side`` caps the preview size (see ``image.preview_size``)."""
+                  chunk: int | None = None) -> torch.Tensor:
+    """Colour preview (F-1, h, w, 3) of a stored field, expanded ``chunk`` frames at a time
+    (default ``PREVIEW_CHUNK``); ``long_side`` caps the preview size (see ``image.preview_size``)."""
     size = (field.height, field.width) if long_side is None else preview_size(field.height, field.width, long_side)
-    return colour_frames(field.fields, field.num_frames - 1, size, max_magnitude, chunk=chunk)
+    return colour_frames(field.fields, field.num_frames - 1, size, max_magnitude,
+                         chunk=PREVIEW_CHUNK if chunk is None else chunk)
 
 
 def colour_frames(flows: Callable[[int, int], torch.Tensor], count: int, size: tuple[int, int],
