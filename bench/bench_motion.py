@@ -78,7 +78,7 @@ def bench_sparse(frames: int) -> tuple[str, ...]:
     poses = synthetic_poses(frames)
     compute_motion_field(synthetic_poses(2))  # warm-up
     _blur_matrix.cache_clear()  # the timed call includes building its (per canvas size) blur matrices
-    ours, t_ours = timed(lambda: compute_motion_field(poses).flow)
+    ours, t_ours = timed(lambda: compute_motion_field(poses).fields())
     official, t_off = timed(lambda: official_motion_field(poses))
     diff = float(np.abs(ours.numpy() - official).max())
     steps = frames - 1
@@ -97,7 +97,7 @@ def full_size_cmp() -> tuple[CMPModel, str]:
 def bench_cmp(model: CMPModel, frames: int, official_frames: int, batch_size: int) -> tuple[str, ...]:
     poses = synthetic_poses(frames, seed=frames)
     reference = torch.rand(3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(1))
-    ours, t_ours = timed(lambda: compute_dense_flow(model, reference, poses, batch_size=batch_size).flow)
+    ours, t_ours = timed(lambda: compute_dense_flow(model, reference, poses, batch_size=batch_size).fields())
 
     n = min(official_frames, frames - 1)
     image = cmp_image(reference)[None]

@@ -33,6 +33,12 @@ def target_size(height: int, width: int, resolution: int = 576) -> tuple[int, in
     return resolution, long_side
 
 
+def preview_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) of a preview whose longer side is at most ``long_side`` (aspect kept, at least 1 px)."""
+    scale = min(1.0, long_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def cover_size(height: int, width: int, target_h: int, target_w: int) -> tuple[int, int]:
     """Size (H, W) the image is resized to before the center crop: covers the target, keeps aspect."""
     ratio = float(height) / float(width)

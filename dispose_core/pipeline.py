@@ -19,7 +19,7 @@ import torch
 
 from .errors import InputError, ModelFileError
 from .frames import FrameSampling
-from .image import fit_to_canvas, target_size
+from .image import fit_to_canvas, preview_size, target_size
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
@@ -36,6 +36,10 @@ SPARSE_KERNEL_SIZE = 199
 SPARSE_SIGMA = 20.0
 CMP_BATCH_SIZE = 8
 DIFT_ENSEMBLE_SIZE = 8
+# Stage previews (the skeleton, motion and correspondence IMAGE outputs) are drawn at most this many
+# pixels long: they are for looking at, and at the canvas size a long video's previews would take
+# more memory than the whole guidance (600 frames of 576x1024 float32: 4 GB per preview).
+PREVIEW_LONG_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -145,14 +149,13 @@ def extract_poses(
     fit_on_empty_frames: bool = True, retarget: bool = False, smooth_window: int = 0,
     smooth_max_shift: float = 8.0, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
-    """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton IMAGE.
+    """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton preview IMAGE.
 
     Pick the frames first with ``select_frames``. ``person`` / ``empty_frames`` / ``retarget`` /
     ``smooth_*``: see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
     several people was taken ("" otherwise), for the node's log and preview.
     """
     from .pose.extract import extract_poses as run_extract
-    from .pose.render import render_poses
 
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
         raise InputError(f"The driving frames must be an IMAGE batch (frames, height, width, 3); "
@@ -163,7 +166,15 @@ def extract_poses(
                         empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
                         retarget=retarget, smooth_window=smooth_window, smooth_max_shift=smooth_max_shift,
                         progress=progress, should_stop=should_stop)
-    return poses, to_image(render_poses(poses))
+    return poses, skeleton_preview(poses)
+
+
+def skeleton_preview(poses: PoseSequence) -> torch.Tensor:
+    """The skeletons of every frame as an IMAGE at the preview size (``PREVIEW_LONG_SIDE``); the
+    sampler draws its own at the canvas size."""
+    from .pose.render import render_poses
+
+    return to_image(render_poses(poses, size=preview_size(poses.height, poses.width, PREVIEW_LONG_SIDE)))
 
 
 def person_preview(skeletons: torch.Tensor, poses: PoseSequence) -> torch.Tensor:
@@ -182,19 +193,18 @@ def poses_from_keypoints(
     reference_keypoint: list[dict] | None = None, person: str = "official", person_index: int = 0,
     empty_frames: str = "official", retarget: bool = False, smooth_window: int = 0, smooth_max_shift: float = 8.0,
 ) -> tuple[PoseSequence, torch.Tensor]:
-    """POSE_KEYPOINT -> poses + skeleton IMAGE. Without ``reference_keypoint`` the first frame
+    """POSE_KEYPOINT -> poses + skeleton preview IMAGE. Without ``reference_keypoint`` the first frame
     of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
     first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
     ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
     from .pose.keypoint_json import from_pose_keypoint
-    from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
                                reference=reference_keypoint, person=person, person_index=person_index,
                                empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,
                                smooth_max_shift=smooth_max_shift)
-    return poses, to_image(render_poses(poses))
+    return poses, skeleton_preview(poses)
 
 
 def pose_keypoints(poses: PoseSequence) -> list[dict]:
@@ -208,33 +218,36 @@ def sparse_motion(
     poses: PoseSequence, *, kernel_size: int = SPARSE_KERNEL_SIZE, sigma: float = SPARSE_SIGMA,
     drop_vanishing: bool = False,
 ) -> tuple[MotionField, torch.Tensor]:
-    """Sparse motion field of the keypoint trajectories + its colour preview (``drop_vanishing``:
+    """Sparse motion field of the keypoint trajectories + its colour preview, at most
+    ``PREVIEW_LONG_SIDE`` long (``drop_vanishing``:
     see ``motion/sparse_field.py``, off = official)."""
     from .motion.sparse_field import compute_motion_field
 
     motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma, drop_vanishing=drop_vanishing)
-    return motion, to_image(motion.to_image())
+    return motion, motion.to_image(long_side=PREVIEW_LONG_SIDE)
 
 
 def dense_motion(
     cmp: Any, reference: torch.Tensor, poses: PoseSequence, *, batch_size: int = CMP_BATCH_SIZE,
     mask_invisible: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[DenseFlow, torch.Tensor]:
-    """CMP dense flow over the reference image + its colour preview (``mask_invisible``: see
+    """CMP dense flow over the reference image + its colour preview, at most ``PREVIEW_LONG_SIDE``
+    long (``mask_invisible``: see
     ``motion/sparse_flow.py``, off = official)."""
     from .motion.dense_flow import compute_dense_flow
 
     ref = reference_on_canvas(reference, poses).permute(2, 0, 1)
     flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size, mask_invisible=mask_invisible,
                               progress=progress, should_stop=should_stop)
-    return flow, to_image(flow.to_image())
+    return flow, flow.to_image(long_side=PREVIEW_LONG_SIDE)
 
 
 def point_embeddings(
     dift: Any, reference: torch.Tensor, poses: PoseSequence, *, ensemble_size: int = DIFT_ENSEMBLE_SIZE,
     seed: int = 0, natural_orientation: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PointEmbeddings, torch.Tensor]:
-    """DIFT keypoint embeddings of the reference + a correspondence preview (``natural_orientation``:
+    """DIFT keypoint embeddings of the reference + a correspondence preview, at most
+    ``PREVIEW_LONG_SIDE`` long (``natural_orientation``:
     see ``dift/embeddings.py``, off = official)."""
     from .dift.embeddings import build_point_embeddings
     from .dift.featurizer import extract_features
@@ -246,8 +259,8 @@ def point_embeddings(
     features = extract_features(dift, image, ensemble_size=ensemble_size, generator=generator,
                                 progress=progress, should_stop=should_stop)
     points = build_point_embeddings(features[0], poses, natural_orientation=natural_orientation)
-    preview = correspondence_preview(features[0], poses, to_uint8(ref))
-    return points, to_image(preview)
+    small = fit_to_canvas(ref, *preview_size(poses.height, poses.width, PREVIEW_LONG_SIDE))
+    return points, to_image(correspondence_preview(features[0], poses, to_uint8(small)))
 
 
 def hybrid_control(
@@ -261,10 +274,10 @@ def hybrid_control(
     """
     check_frame_counts(sparse_motion_field=motion.num_frames, dense_flow=flow.num_frames,
                        point_embeddings=points.num_frames)
-    if tuple(motion.flow.shape[-2:]) != tuple(flow.flow.shape[-2:]):
+    if (motion.height, motion.width) != (flow.height, flow.width):
         raise InputError(
-            f"The sparse motion field is {tuple(motion.flow.shape[-2:])} but the dense flow is "
-            f"{tuple(flow.flow.shape[-2:])}. Feed both from the same DWPose Extract output.")
+            f"The sparse motion field is {(motion.height, motion.width)} but the dense flow is "
+            f"{(flow.height, flow.width)}. Feed both from the same DWPose Extract output.")
     if not 0.0 <= start_percent <= end_percent <= 1.0:
         raise InputError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent}); "
                          "both lie in 0..1.")

@@ -47,37 +47,101 @@ class PoseSequence:
         return int(self.body.shape[0])
 
 
-@dataclass
 class FlowField:
-    """Per-frame 2-D flow in canvas pixels: ``flow[k]`` belongs to frame k+1 (frame 0 has none)."""
+    """Per-frame 2-D flows in canvas pixels: step k belongs to frame k+1 (frame 0 has none).
 
-    flow: torch.Tensor  # (F-1, 2, H, W) float32, pixels
+    Stored compactly (a long video's full-canvas float32 fields would dominate the memory of the
+    whole graph) and expanded on request, a frame range at a time, by ``fields``.
+    """
+
+    height: int  # generation canvas
+    width: int
 
     @property
     def num_frames(self) -> int:
-        return int(self.flow.shape[0]) + 1
+        """Frames including the reference (one more than the stored steps)."""
+        raise NotImplementedError
 
-    def to_image(self, max_magnitude: float | None = None) -> torch.Tensor:
-        """Colour-wheel preview (F-1, H, W, 3) in [0, 1], normalised over the whole field."""
-        from .motion.flow_viz import flow_to_color
+    def fields(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """``(n, 2, H, W)`` float32 flows of steps ``start:stop`` (frames start+1 .. stop) on the canvas."""
+        raise NotImplementedError
 
-        return flow_to_color(self.flow, max_magnitude)
+    def to_image(self, max_magnitude: float | None = None, *, long_side: int | None = None,
+                 chunk: int | None = None) -> torch.Tensor:
+        """Colour-wheel preview ``(F-1, h, w, 3)`` in [0, 1], normalised over the whole field.
+
+        Built ``chunk`` frames at a time (default ``flow_viz.PREVIEW_CHUNK``); ``long_side`` caps
+        the preview's longer side (area downscaling of the colours; None = canvas size).
+        """
+        from .motion.flow_viz import field_preview
+
+        return field_preview(self, max_magnitude, long_side=long_side, chunk=chunk)
 
 
 @dataclass
 class MotionField(FlowField):
     """Sparse motion field: Gaussian-smoothed frame-to-frame keypoint displacements.
 
-    ComfyUI type ``DISPOSE_MOTION``. ``flow[k]`` is the step from frame k to frame k+1.
+    ComfyUI type ``DISPOSE_MOTION``. Step k is the step from frame k to frame k+1. Held as the
+    keypoint impulses it is made of (``motion.sparse_field.StepImpulses``, a few numbers per
+    frame) and blurred again for the frames asked for; or, for a field that comes from elsewhere
+    (recorded inputs), as that ``(F-1, 2, H, W)`` float32 tensor.
     """
+
+    flow: torch.Tensor | None = None  # a whole field given as it is; None: computed from ``impulses``
+    impulses: Any = None  # motion.sparse_field.StepImpulses
+    height: int = 0  # generation canvas (taken from ``flow`` when it is given)
+    width: int = 0
+    kernel_size: int = 199
+    sigma: float = 20.0
+
+    def __post_init__(self) -> None:
+        if (self.flow is None) == (self.impulses is None):
+            raise InputError("A MotionField holds either a whole flow tensor or the impulses it is computed "
+                             "from; give exactly one. Use Sparse Motion Field (DisPose) to make one.")
+        if self.flow is not None:
+            self.height, self.width = int(self.flow.shape[-2]), int(self.flow.shape[-1])
+
+    @property
+    def num_frames(self) -> int:
+        steps = self.flow.shape[0] if self.flow is not None else self.impulses.rows.shape[0]
+        return int(steps) + 1
+
+    def fields(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        if self.flow is not None:
+            return self.flow[start:stop].float()
+        from .motion.sparse_field import blur_impulses
+
+        return blur_impulses(self.impulses.steps(start, stop), self.height, self.width,
+                             kernel_size=self.kernel_size, sigma=self.sigma)
 
 
 @dataclass
 class DenseFlow(FlowField):
     """Dense motion field from CMP: reference -> frame k+1 flow over the reference image.
 
-    ComfyUI type ``DISPOSE_FLOW``.
+    ComfyUI type ``DISPOSE_FLOW``. Held at CMP's working size (384x384, in pixels of that size,
+    float16: see ``motion.dense_flow.STORED_DTYPE``) and brought to the canvas per request the way
+    the official run does it (``resize_flow``: nearest neighbour, values scaled per axis); a flow
+    given at the canvas size is used as it is.
     """
+
+    flow: torch.Tensor  # (F-1, 2, h, w) float16 from CMP (any float dtype), pixels of its own size
+    height: int = 0  # generation canvas; 0: the flow's own size
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.height and self.width):
+            self.height, self.width = int(self.flow.shape[-2]), int(self.flow.shape[-1])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.flow.shape[0]) + 1
+
+    def fields(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        from .motion.dense_flow import resize_flow
+
+        return resize_flow(self.flow[start:stop].float(), self.height, self.width)
 
 
 @dataclass

@@ -72,7 +72,7 @@ class DIFTPointEmbed(io.ComfyNode):
             outputs=[Points.Output(display_name="point_embeddings", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
                                      tooltip="Reference feature map (PCA colours) with the keypoints marked, "
-                                             "per frame.")])
+                                             "per frame, at most 256 pixels long.")])
 
     @classmethod
     def execute(cls, dift_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,

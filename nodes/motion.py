@@ -32,7 +32,8 @@ class SparseMotionField(io.ComfyNode):
             ],
             outputs=[Motion.Output(display_name="motion_field", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
-                                     tooltip="The field as colours, one image per driving frame.")])
+                                     tooltip="The field as colours, one image per driving frame, at most "
+                                             "256 pixels long (a preview).")])
 
     @classmethod
     def execute(cls, poses: PoseSequence, kernel_size: int, sigma: float,
@@ -86,7 +87,8 @@ class CMPDenseFlow(io.ComfyNode):
             ],
             outputs=[Flow.Output(display_name="dense_flow", tooltip="For Hybrid ControlNet Apply."),
                      io.Image.Output(display_name="preview",
-                                     tooltip="The flow as colours, one image per driving frame.")])
+                                     tooltip="The flow as colours, one image per driving frame, at most "
+                                             "256 pixels long (a preview).")])
 
     @classmethod
     def execute(cls, cmp_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,

@@ -141,8 +141,9 @@ class DWPoseExtract(io.ComfyNode):
                 Poses.Output(display_name="poses", tooltip="Reference + driving poses on the generation canvas; "
                                                            "feed every DisPose node from here."),
                 io.Image.Output(display_name="skeletons",
-                                tooltip="Rendered skeletons, one per frame (reference first); when the reference "
-                                        "shows several people, the one animated is outlined."),
+                                tooltip="Rendered skeletons, one per frame (reference first), at most 256 pixels long "
+                                        "(a preview: the sampler draws its own at the canvas size); when the "
+                                        "reference shows several people, the one animated is outlined."),
                 PoseKeypoint.Output(display_name="pose_keypoint",
                                     tooltip="The same poses in comfyui_controlnet_aux's POSE_KEYPOINT format."),
                 io.Float.Output(display_name="fps",

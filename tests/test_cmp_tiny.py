@@ -30,8 +30,8 @@ def test_tiny_loads_and_runs(tiny_models_dir):
     assert not any(p.requires_grad for p in model.parameters())
     poses = random_poses(3, 64, 48, seed=4)
     dense = compute_dense_flow(model, torch.rand(3, 64, 48), poses, batch_size=4)
-    assert dense.flow.shape == (2, 2, 64, 48) and torch.isfinite(dense.flow).all()
-    assert dense.flow.abs().max() > 0
+    assert dense.fields().shape == (2, 2, 64, 48) and torch.isfinite(dense.fields()).all()
+    assert dense.fields().abs().max() > 0
 
 
 def test_tiny_is_deterministic(tmp_path):

@@ -10,6 +10,7 @@ from dispose_core.errors import InputError
 from dispose_core.motion.gaussian import blur_matrix, gaussian_kernel_1d
 from dispose_core.motion.sparse_field import compute_motion_field, step_impulses
 from dispose_core.motion.tracks import track_positions
+from dispose_core.types import MotionField
 from golden import golden_params, require
 from motion_fixtures import make_poses, random_poses
 
@@ -60,9 +61,14 @@ def test_golden_traj_flow(golden_name):
     torch.testing.assert_close(torch.outer(g, g).float(), t["gaussian_kernel"], atol=1e-9, rtol=1e-5)
 
     field = compute_motion_field(poses, kernel_size=ks, sigma=20.0)
+    assert field.flow is None  # held as its impulses, expanded on request
+    expanded = field.fields()
     expected = t["traj_flow"][0]
-    assert field.flow.shape == expected.shape and field.flow.dtype == torch.float32
-    torch.testing.assert_close(field.flow, expected, atol=tol["traj_flow"]["atol"], rtol=tol["traj_flow"]["rtol"])
+    assert expanded.shape == expected.shape and expanded.dtype == torch.float32
+    torch.testing.assert_close(expanded, expected, atol=tol["traj_flow"]["atol"], rtol=tol["traj_flow"]["rtol"])
+    steps = expected.shape[0]
+    per_frame = torch.cat([field.fields(s, s + 1) for s in range(steps)])  # what a chunk of one frame gets
+    torch.testing.assert_close(per_frame, expected, atol=tol["traj_flow"]["atol"], rtol=tol["traj_flow"]["rtol"])
 
 
 @pytest.mark.parametrize(
@@ -83,7 +89,7 @@ def test_separable_blur_equals_cv2_filter2d(h, w, ks, sigma):
 @pytest.mark.parametrize("h,w", [(96, 64), (50, 130), (12, 7)])
 def test_field_equals_official_path_on_random_poses(h, w):
     poses = random_poses(6, h, w, seed=h + w, invisible=0.2)
-    ours = compute_motion_field(poses, kernel_size=51, sigma=9.0).flow
+    ours = compute_motion_field(poses, kernel_size=51, sigma=9.0).fields()
     dense = dense_impulses(poses)
     expected = np.stack([official_blur(m, 51, 9.0) for m in dense]).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(ours.numpy(), expected, atol=1e-5, rtol=1e-4)
@@ -106,7 +112,7 @@ def test_later_index_overwrites_and_vanishing_quirk():
 
 def test_one_driving_frame_and_too_few_frames():
     poses = random_poses(2, 40, 30)
-    assert compute_motion_field(poses, kernel_size=9, sigma=2.0).flow.shape == (1, 2, 40, 30)
+    assert compute_motion_field(poses, kernel_size=9, sigma=2.0).fields().shape == (1, 2, 40, 30)
     with pytest.raises(InputError, match="at least one driving frame"):
         compute_motion_field(random_poses(1, 40, 30))
 
@@ -122,15 +128,15 @@ def test_keypoints_outside_frame_are_clipped():
 
 def test_nan_coordinates_and_scores():
     poses = random_poses(4, 60, 45, seed=3)
-    reference = compute_motion_field(poses, kernel_size=21, sigma=5.0).flow
+    reference = compute_motion_field(poses, kernel_size=21, sigma=5.0).fields()
     poses.body_score[:] = np.nan
-    assert torch.equal(compute_motion_field(poses, kernel_size=21, sigma=5.0).flow, reference)
+    assert torch.equal(compute_motion_field(poses, kernel_size=21, sigma=5.0).fields(), reference)
     poses.body_score[:] = 0
-    assert torch.equal(compute_motion_field(poses, kernel_size=21, sigma=5.0).flow, reference)
+    assert torch.equal(compute_motion_field(poses, kernel_size=21, sigma=5.0).fields(), reference)
     poses.body[1, 3] = np.nan  # visible but NaN: treated as not visible instead of crashing
     _, visible = track_positions(poses)
     assert not visible[1, 3]
-    assert torch.isfinite(compute_motion_field(poses, kernel_size=21, sigma=5.0).flow).all()
+    assert torch.isfinite(compute_motion_field(poses, kernel_size=21, sigma=5.0).fields()).all()
 
 
 @pytest.mark.parametrize("ks,sigma", [(198, 20.0), (0, 20.0), (-3, 20.0), (2.5, 20.0), (199, 0.0), (199, float("nan"))])
@@ -141,7 +147,7 @@ def test_bad_kernel_raises_input_error(ks, sigma):
 
 def test_kernel_size_one_is_identity():
     poses = random_poses(3, 30, 20)
-    flow = compute_motion_field(poses, kernel_size=1, sigma=1.0).flow
+    flow = compute_motion_field(poses, kernel_size=1, sigma=1.0).fields()
     expected = torch.from_numpy(dense_impulses(poses)).permute(0, 3, 1, 2).float()
     torch.testing.assert_close(flow, expected)
 
@@ -155,6 +161,24 @@ def test_frame_without_person_matches_official_path():
     jumped = imp.keep[1]
     start = track_positions(poses)[0][1]
     torch.testing.assert_close(imp.values[1][jumped], -start[jumped])
-    ours = compute_motion_field(poses, kernel_size=31, sigma=6.0).flow
+    ours = compute_motion_field(poses, kernel_size=31, sigma=6.0).fields()
     expected = np.stack([official_blur(m, 31, 6.0) for m in dense_impulses(poses)]).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(ours.numpy(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_field_is_kept_compact_and_expanded_in_chunks():
+    poses = random_poses(8, 50, 30, seed=5, invisible=0.2)
+    field = compute_motion_field(poses, kernel_size=21, sigma=5.0)
+    assert field.flow is None and (field.num_frames, field.height, field.width) == (8, 50, 30)
+    expected = np.stack([official_blur(m, 21, 5.0) for m in dense_impulses(poses)]).transpose(0, 3, 1, 2)
+    chunks = torch.cat([field.fields(s, min(s + 3, 7)) for s in range(0, 7, 3)])
+    np.testing.assert_allclose(chunks.numpy(), expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(chunks, field.fields())  # each step is computed on its own: chunking changes nothing
+
+
+def test_motion_field_holds_a_given_field_or_impulses():
+    given = torch.randn(3, 2, 8, 6)
+    field = MotionField(given)
+    assert (field.num_frames, field.height, field.width) == (4, 8, 6) and torch.equal(field.fields(1, 3), given[1:3])
+    with pytest.raises(InputError, match="exactly one"):
+        MotionField()

@@ -86,8 +86,8 @@ def test_guidance_stages(graph):
     poses = graph["poses"]
     hw = (poses.height, poses.width)
     f = poses.num_frames
-    assert tuple(graph["motion"].flow.shape) == (f - 1, 2, *hw)
-    assert tuple(graph["flow"].flow.shape) == (f - 1, 2, *hw)
+    assert tuple(graph["motion"].fields().shape) == (f - 1, 2, *hw)
+    assert tuple(graph["flow"].fields().shape) == (f - 1, 2, *hw)
     assert graph["points"].num_frames == f
     assert is_image(graph["motion_preview"], f - 1, hw)
     assert is_image(graph["flow_preview"], f - 1, hw)
@@ -111,7 +111,7 @@ def test_dense_flow_checks_canvas(graph):
                                align=True, pose_keypoint=graph["keypoints_in"], sample_stride=1)
     flow, _ = call_node("DisPoseCMPDenseFlow", cmp_model=graph["cmp"], reference_image=graph["reference"],
                         poses=other, batch_size=4)
-    assert tuple(flow.flow.shape[-2:]) == (other.height, other.width)  # reference is refitted to the canvas
+    assert (flow.height, flow.width) == (other.height, other.width)  # reference is refitted to the canvas
     with pytest.raises(errors.InputError, match="Frame counts|canvas|same DWPose Extract"):
         call_node("DisPoseHybridControlNetApply", dispose_controlnet=None, motion_field=graph["motion"],
                   dense_flow=flow, point_embeddings=graph["points"], strength=1.0, motion_strength=1.0,

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..interrupt import ShouldStop, stop_between_layers
 
 DIFT_PROMPT = "photo of a human"
 # Only the first feature (t=261, up block 1, 1280 channels for SD 1.5) is used downstream; the
@@ -160,15 +161,16 @@ def extract_features(
     generator: torch.Generator | None = None,
     draws: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: ShouldStop | None = None,
 ) -> list[torch.Tensor]:
     """DIFT feature maps (1, C_i, H/2^k, W/2^k), float32, one per (timestep, up block) pair.
 
     ``image`` is (1,3,H,W) in [-1,1]. Pass 0 uses the prompt embedding, later passes the empty
     prompt (official). ``ensemble_chunk`` bounds how many members run through the UNet at once
     (memory); results do not depend on it. ``draws`` injects recorded (eps, noise) pairs per pass
-    (golden tests) instead of drawing from ``generator``. ``should_stop`` is polled before each
-    UNet call; returning True raises InterruptedError.
+    (golden tests) instead of drawing from ``generator``. ``should_stop`` is polled before every
+    layer of the UNet (``interrupt.stop_between_layers``: a Cancel does not wait for the ensemble);
+    returning True raises InterruptedError.
     """
     if len(timesteps) != len(up_ft_index) or not timesteps:
         raise InputError("DIFT: give one up-block index per timestep.")
@@ -189,10 +191,9 @@ def extract_features(
         eps, noise = (d.to(device) for d in draws[p])
         acc = None
         for s in starts:
-            if should_stop is not None and should_stop():
-                raise InterruptedError("DIFT feature extraction was interrupted.")
             latents = featurizer.noisy_latents(mean, std, t, eps[s:s + chunk], noise[s:s + chunk])
-            part = featurizer.up_features(latents, t, context.to(dtype), up_index).float().sum(0, keepdim=True)
+            with stop_between_layers(should_stop, "DIFT feature extraction"):
+                part = featurizer.up_features(latents, t, context.to(dtype), up_index).float().sum(0, keepdim=True)
             acc = part if acc is None else acc + part
             done += 1
             if progress is not None:

@@ -37,6 +37,11 @@ class StepImpulses:
     values: torch.Tensor  # (F-1, 18, 2) float64, (dx, dy) pixels
     keep: torch.Tensor  # (F-1, 18) bool
 
+    def steps(self, start: int = 0, stop: int | None = None) -> StepImpulses:
+        """The impulses of steps ``start:stop`` (views, no copy)."""
+        part = slice(start, stop)
+        return StepImpulses(self.rows[part], self.cols[part], self.values[part], self.keep[part])
+
 
 def step_impulses(poses: PoseSequence, *, drop_vanishing: bool = False) -> StepImpulses:
     """Per-step displacement impulses of the body points (the official ``points_to_flows``).
@@ -85,10 +90,13 @@ def compute_motion_field(
     kernel_size: int = 199,
     sigma: float = 20.0,
     drop_vanishing: bool = False,
-    device: torch.device | str | None = None,
 ) -> MotionField:
-    """Sparse motion field of ``poses`` (frame 0 = reference): ``flow[k]`` is step k -> k+1."""
+    """Sparse motion field of ``poses`` (frame 0 = reference): step k is k -> k+1.
+
+    Kept as its impulses: ``MotionField.fields`` blurs the steps asked for (one batched matrix
+    product), so a long video never holds the whole full-canvas field.
+    """
     check_kernel(kernel_size, sigma)
     impulses = step_impulses(poses, drop_vanishing=drop_vanishing)
-    flow = blur_impulses(impulses, poses.height, poses.width, kernel_size=kernel_size, sigma=sigma, device=device)
-    return MotionField(flow=flow)
+    return MotionField(impulses=impulses, height=poses.height, width=poses.width, kernel_size=kernel_size,
+                       sigma=sigma)

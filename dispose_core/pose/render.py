@@ -159,12 +159,13 @@ def draw_pose(frame: PoseFrame, height: int, width: int, *, canvas: np.ndarray |
     return out
 
 
-def render_poses(poses: PoseSequence) -> np.ndarray:
+def render_poses(poses: PoseSequence, size: tuple[int, int] | None = None) -> np.ndarray:
     """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs.
 
     With ``poses.scene`` every person in it is drawn (official), else only the chosen person.
+    ``size`` (h, w): draw at that size instead of the canvas (a preview).
     """
-    h, w = poses.height, poses.width
+    h, w = size if size is not None else (poses.height, poses.width)
     canvas = np.zeros(canvas_shape(h, w), np.uint8)
     out = np.empty((poses.num_frames, h, w, 3), np.uint8)
     for f in range(poses.num_frames):
@@ -185,7 +186,7 @@ def outline_reference_person(images: np.ndarray, poses: PoseSequence) -> np.ndar
     visible = poses.body_subset[0] >= 0
     if not visible.any():
         return out
-    pts = poses.body[0][visible] * [poses.width, poses.height]
+    pts = poses.body[0][visible] * [images.shape[2], images.shape[1]]  # the images may be a smaller preview
     (x0, y0), (x1, y1) = pts.min(0) - OUTLINE_MARGIN, pts.max(0) + OUTLINE_MARGIN
     frame = np.ascontiguousarray(out[0])
     cv2.rectangle(frame, (int(x0), int(y0)), (int(np.ceil(x1)), int(np.ceil(y1))), OUTLINE_COLOR, thickness=1)

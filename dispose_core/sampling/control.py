@@ -62,16 +62,16 @@ def control_features(control: ControlInputs, height: int, width: int, chunk: int
     """Run the motion encoder and the point adapter once over the video, ``chunk`` frames at a time.
 
     Chunking bounds the full-resolution activations of the motion encoder (it works at pixel
-    resolution) by the chunk, not the video length; the per-frame outputs are latent-sized.
+    resolution) and the expanded flows by the chunk, not the video length; the per-frame outputs
+    are latent-sized.
     """
     net = control.controlnet
     device, dtype = compute_placement(net)
-    dense = control.dense_flow.flow
-    traj = control.motion_field.flow
     parts = []
-    for start, stop in _frame_chunks(dense.shape[0], chunk):
-        d = dense[start:stop].to(device=device, dtype=dtype)[None]
-        t = traj[start:stop].to(device=device, dtype=dtype)[None]
+    for start, stop in _frame_chunks(control.dense_flow.num_frames - 1, chunk):
+        # the compact guidance is expanded to the canvas one chunk at a time
+        d = control.dense_flow.fields(start, stop).to(device=device, dtype=dtype)[None]
+        t = control.motion_field.fields(start, stop).to(device=device, dtype=dtype)[None]
         # one encoder pass per chunk (n flows + the zero-flow frame), so ``chunk`` bounds memory
         out = net.encode_motion(d, t, frames_per_chunk=stop - start + 1)  # (n+1, C, h, w)
         parts.append(out if start == 0 else out[1:])

@@ -5,26 +5,30 @@ from collections.abc import Callable
 
 import torch
 
+from ..interrupt import ShouldStop, stop_between_layers
 from ..models.cast_layers import compute_placement
 
 
 @torch.no_grad()
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int,
-                   on_chunk: Callable[[], None] | None = None) -> torch.Tensor:
+                   on_chunk: Callable[[], None] | None = None,
+                   should_stop: ShouldStop | None = None) -> torch.Tensor:
     """(F,4,h,w) latents -> (F,3,H,W) float32 raw decoder output (about [-1,1]) on the CPU.
 
     SVD's temporal decoder mixes the frames of one call, so the result depends on ``chunk_size``
     (kept as the official pipeline: consecutive chunks, ``num_frames`` = chunk length). Only one
     chunk's activations exist at a time; each decoded chunk goes to the CPU as float32 (frames
     of a long video would not fit beside the models on a GPU).
-    ``on_chunk`` runs after every chunk (progress, interruption).
+    ``on_chunk`` runs after every chunk (progress); ``should_stop`` before every layer of the
+    decoder (a chunk takes seconds on a CPU), see ``interrupt.stop_between_layers``.
     """
     scaling = vae.config.scaling_factor
     device, dtype = compute_placement(vae)
     frames = []
     for start in range(0, latents.shape[0], chunk_size):
         chunk = (latents[start:start + chunk_size] * (1.0 / scaling)).to(device=device, dtype=dtype)
-        out = vae.decode(chunk, num_frames=chunk.shape[0]).sample
+        with stop_between_layers(should_stop, "Decoding"):
+            out = vae.decode(chunk, num_frames=chunk.shape[0]).sample
         frames.append(out.to(device="cpu", dtype=torch.float32))
         if on_chunk is not None:
             on_chunk()

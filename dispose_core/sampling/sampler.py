@@ -117,9 +117,9 @@ def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInput
         if control.points is not None:
             counts["points"] = control.points.num_frames
         check_frame_counts(**counts)
-        for name, flow in (("motion_field", control.motion_field.flow), ("dense_flow", control.dense_flow.flow)):
-            if tuple(flow.shape[-3:]) != (2, height, width):
-                raise InputError(f"{name} is {tuple(flow.shape[-3:])} per frame but the poses need "
+        for name, field in (("motion_field", control.motion_field), ("dense_flow", control.dense_flow)):
+            if (field.height, field.width) != (height, width):
+                raise InputError(f"{name} is (2, {field.height}, {field.width}) per frame but the poses need "
                                  f"(2, {height}, {width}). Compute it on the same canvas as the poses.")
         if not 0.0 <= control.start_percent <= control.end_percent <= 1.0:
             raise InputError(f"Need 0 <= start_percent <= end_percent <= 1, got {control.start_percent} "
@@ -360,7 +360,8 @@ def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPla
     """Decode phase: (F,4,h,w) latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU
     (F with ``keep_reference_frame``), ``plan.decode_chunk_size`` frames per VAE call."""
     frames = to_images(decode_latents(vae, latents, plan.decode_chunk_size,
-                                      on_chunk=None if ticker is None else ticker.tick))
+                                      on_chunk=None if ticker is None else ticker.tick,
+                                      should_stop=None if ticker is None else ticker.check_stop))
     return frames if keep_reference_frame else frames[1:]
 
 
