@@ -19,9 +19,11 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import pipeline
@@ -38,7 +40,7 @@ class Job:
     """What to animate: the reference IMAGE, the driving frames and the fps they play at."""
 
     reference: torch.Tensor  # (1, H, W, 3) float 0..1
-    driving: torch.Tensor  # (N, H, W, 3) float 0..1, already sampled
+    driving: Collection[np.ndarray]  # the kept frames, (H, W, 3) uint8 each (decoded as they are read)
     fps: float
     description: str
     pose_keypoint: list[dict] | None = None  # ground-truth poses, used on random DWPose weights
@@ -49,22 +51,22 @@ def sample_job(frames: int, with_keypoints: bool) -> Job:
     from .sample import make_sample
 
     sample = make_sample(num_frames=frames)
-    return Job(torch.from_numpy(sample.reference).float()[None] / 255.0,
-               torch.from_numpy(sample.frames).float() / 255.0, float(sample.fps),
+    return Job(torch.from_numpy(sample.reference).float()[None] / 255.0, sample.frames, float(sample.fps),
                f"sample: reference {tuple(sample.reference.shape)}, {len(sample.frames)} driving frames",
                sample.pose_keypoint if with_keypoints else None)
 
 
 def files_job(reference: Path, video: Path, sampling: FrameSampling) -> Job:
     """The user's reference image and driving video, the video sampled like the official run."""
-    from .media import read_image, read_video
+    from .media import existing_file, read_image
+    from .video import video_frames
 
     image = read_image(reference)
-    frames, fps, source_fps = read_video(video, sampling)
-    return Job(image, frames, fps,
-               f"reference {reference} {tuple(image.shape[1:3])}; video {video} at {source_fps:g} fps: "
+    frames = video_frames(existing_file(video, "driving video"), sampling)
+    return Job(image, frames, frames.fps,
+               f"reference {reference} {tuple(image.shape[1:3])}; video {video} at {frames.source_fps:g} fps: "
                f"{len(frames)} frames kept (stride {sampling.sample_stride} x max(1, int(fps/24)), "
-               f"skip {sampling.skip_first_frames}, max {sampling.max_frames or 'all'}) -> {fps:g} fps")
+               f"skip {sampling.skip_first_frames}, max {sampling.max_frames or 'all'}) -> {frames.fps:g} fps")
 
 
 def to_device(model: object, device: torch.device) -> object:
