@@ -28,11 +28,16 @@ import torch
 
 from . import pipeline
 from .errors import DisposeError
+from .limits import check_resolution, is_out_of_memory
 from .frames import SAMPLE_STRIDE, FrameSampling
 from .loading.layout import BY_KEY
 from .media import write_video
 from .pose.people import PERSON_CHOICES
 from .pose.track import EMPTY_FRAMES
+
+
+OUT_OF_MEMORY_ADVICE = ("Memory grows with the canvas area times the number of frames: lower --max-frames or "
+                        "--resolution; on a GPU also --precision fp16.")
 
 
 @dataclass
@@ -200,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Command line: the sample or the user's files; smoke run by default, real models with ``--models``.
 
-    A DisposeError (bad file, no person, missing model) ends the run with its message and exit code 2.
+    A DisposeError (bad file, no person, missing model) ends the run with its message and exit code 2,
+    and so does running out of memory (CPU or GPU), with what to lower.
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -210,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         _main(args)
     except DisposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        print(f"error: out of memory ({str(exc).splitlines()[0]}). {OUT_OF_MEMORY_ADVICE}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -230,6 +241,7 @@ def _main(args: argparse.Namespace) -> None:
         ensemble_size=2 if smoke else pipeline.DIFT_ENSEMBLE_SIZE, dtype=dtype, device=device, log=log,
         person=args.person, person_index=args.person_index, empty_frames=args.empty_frames,
         retarget=args.retarget, smooth_window=args.smooth_window)
+    check_resolution(settings["resolution"])  # before the models are written or loaded
     if not smoke:
         run(args.models, **settings)
         return

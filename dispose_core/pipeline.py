@@ -20,6 +20,7 @@ import torch
 from .errors import InputError, ModelFileError
 from .frames import FrameSampling
 from .image import fit_to_canvas, target_size
+from .limits import check_fits
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
@@ -144,6 +145,7 @@ def extract_poses(
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
+    check_fits(len(frames), height, width)
     ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
     poses = run_extract(detector, ref, frames, align=align, person=person, person_index=person_index,
                         empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
@@ -176,6 +178,7 @@ def poses_from_keypoints(
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
+    check_fits(len(pose_keypoint or []) - (reference_keypoint is None), height, width)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
                                reference=reference_keypoint, person=person, person_index=person_index,
                                empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,

@@ -10,6 +10,7 @@ from comfy_api.latest import InputImpl, io
 from ..dispose_core import pipeline
 from ..dispose_core.errors import InputError
 from ..dispose_core.frames import OFFICIAL_OUTPUT_FPS, SAMPLE_STRIDE, FrameSampling
+from ..dispose_core.limits import MAX_RESOLUTION
 from ..dispose_core.pose.people import PERSON_CHOICES
 from ..dispose_core.pose.track import EMPTY_FRAMES
 from ..dispose_core.types import check_frame_counts
@@ -136,10 +137,10 @@ class DWPoseExtract(io.ComfyNode):
             "aligned to the reference body; the canvas size of the whole animation is fixed here.",
             inputs=[
                 io.Image.Input("reference_image", tooltip="The image of the person to animate (one image)."),
-                io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=2048, step=64,
+                io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=MAX_RESOLUTION, step=64,
                              tooltip="Short side of the generation canvas (a multiple of 64, which the sampler "
                                      "needs); the long side follows 9:16, rounded down to 64. 576 is what "
-                                     "MimicMotion/DisPose were trained at."),
+                                     "MimicMotion/DisPose were trained at; 1024 is the most the sampler runs."),
                 io.Boolean.Input("align", default=True,
                                  tooltip="Scale and shift the driving poses onto the reference body "
                                          "(official behaviour). Off: use the driving poses as they are."),

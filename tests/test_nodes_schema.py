@@ -25,7 +25,8 @@ V1_NODES = {
     ], ("DWPOSE_MODEL",), ("dwpose_model",)),
     "DisPoseDWPoseExtract": ([
         ("reference_image", "IMAGE", False, {}),
-        ("resolution", "INT", False, {"default": 576, "min": 64, "max": 2048, "step": 64}),
+        # max 2048 in V1; 1024 since issue 16 (dispose_core/limits.py: 2048 cannot run)
+        ("resolution", "INT", False, {"default": 576, "min": 64, "max": 1024, "step": 64}),
         ("align", "BOOLEAN", False, {"default": True}),
         ("driving_frames", "IMAGE", True, {}),
         ("dwpose_model", "DWPOSE_MODEL", True, {}),
