@@ -67,6 +67,10 @@ def find_model_file(key: str, search_dirs: Sequence[str | Path], name: str | Non
         path = Path(base) / name
         if path.is_dir() if model.is_dir else path.is_file():
             return path
+    for base in search_dirs:
+        wrong = model.wrong_kind_message(Path(base) / name)
+        if wrong:
+            raise ModelFileError(wrong)
     searched = [str(d) for d in search_dirs]
     if name == model.name:
         raise ModelFileError(model.missing_message(searched))
@@ -121,9 +125,12 @@ def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: Fram
     """The same frame rule on a POSE_KEYPOINT list; with ``reference_first`` its first entry is
     the reference pose (the layout ``poses_from_keypoints`` reads) and is always kept."""
     from .frames import take
+    from .pose.keypoint_json import NO_DRIVING_FRAME, frames_of
 
-    items = list(pose_keypoint or [])
+    items = frames_of(pose_keypoint)
     head, driving = (items[:1], items[1:]) if reference_first else ([], items)
+    if not driving:
+        raise InputError(NO_DRIVING_FRAME.format(len(items)))
     kept, sampled = take(driving, fps, sampling)
     return head + kept, sampled.fps
 
@@ -174,11 +181,11 @@ def poses_from_keypoints(
     of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
     first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
     ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
-    from .pose.keypoint_json import from_pose_keypoint
+    from .pose.keypoint_json import frames_of, from_pose_keypoint
     from .pose.render import render_poses
 
     height, width = canvas_for(reference, resolution)
-    check_fits(len(pose_keypoint or []) - (reference_keypoint is None), height, width)
+    check_fits(len(frames_of(pose_keypoint)) - (reference_keypoint is None), height, width)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
                                reference=reference_keypoint, person=person, person_index=person_index,
                                empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,
