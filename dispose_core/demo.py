@@ -19,13 +19,16 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import pipeline
 from .errors import DisposeError
+from .limits import check_resolution, is_out_of_memory
 from .frames import SAMPLE_STRIDE, FrameSampling
 from .loading.layout import BY_KEY
 from .media import write_video
@@ -33,12 +36,16 @@ from .pose.people import PERSON_CHOICES
 from .pose.track import EMPTY_FRAMES
 
 
+OUT_OF_MEMORY_ADVICE = ("Memory grows with the canvas area times the number of frames: lower --max-frames or "
+                        "--resolution; on a GPU also --precision fp16.")
+
+
 @dataclass
 class Job:
     """What to animate: the reference IMAGE, the driving frames and the fps they play at."""
 
     reference: torch.Tensor  # (1, H, W, 3) float 0..1
-    driving: torch.Tensor  # (N, H, W, 3) float 0..1, already sampled
+    driving: Collection[np.ndarray]  # the kept frames, (H, W, 3) uint8 each (decoded as they are read)
     fps: float
     description: str
     pose_keypoint: list[dict] | None = None  # ground-truth poses, used on random DWPose weights
@@ -49,22 +56,22 @@ def sample_job(frames: int, with_keypoints: bool) -> Job:
     from .sample import make_sample
 
     sample = make_sample(num_frames=frames)
-    return Job(torch.from_numpy(sample.reference).float()[None] / 255.0,
-               torch.from_numpy(sample.frames).float() / 255.0, float(sample.fps),
+    return Job(torch.from_numpy(sample.reference).float()[None] / 255.0, sample.frames, float(sample.fps),
                f"sample: reference {tuple(sample.reference.shape)}, {len(sample.frames)} driving frames",
                sample.pose_keypoint if with_keypoints else None)
 
 
 def files_job(reference: Path, video: Path, sampling: FrameSampling) -> Job:
     """The user's reference image and driving video, the video sampled like the official run."""
-    from .media import read_image, read_video
+    from .media import existing_file, read_image
+    from .video import video_frames
 
     image = read_image(reference)
-    frames, fps, source_fps = read_video(video, sampling)
-    return Job(image, frames, fps,
-               f"reference {reference} {tuple(image.shape[1:3])}; video {video} at {source_fps:g} fps: "
+    frames = video_frames(existing_file(video, "driving video"), sampling)
+    return Job(image, frames, frames.fps,
+               f"reference {reference} {tuple(image.shape[1:3])}; video {video} at {frames.source_fps:g} fps: "
                f"{len(frames)} frames kept (stride {sampling.sample_stride} x max(1, int(fps/24)), "
-               f"skip {sampling.skip_first_frames}, max {sampling.max_frames or 'all'}) -> {fps:g} fps")
+               f"skip {sampling.skip_first_frames}, max {sampling.max_frames or 'all'}) -> {frames.fps:g} fps")
 
 
 def to_device(model: object, device: torch.device) -> object:
@@ -198,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Command line: the sample or the user's files; smoke run by default, real models with ``--models``.
 
-    A DisposeError (bad file, no person, missing model) ends the run with its message and exit code 2.
+    A DisposeError (bad file, no person, missing model) ends the run with its message and exit code 2,
+    and so does running out of memory (CPU or GPU), with what to lower.
     """
     parser = _parser()
     args = parser.parse_args(argv)
@@ -208,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         _main(args)
     except DisposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        print(f"error: out of memory ({str(exc).splitlines()[0]}). {OUT_OF_MEMORY_ADVICE}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -228,6 +241,7 @@ def _main(args: argparse.Namespace) -> None:
         ensemble_size=2 if smoke else pipeline.DIFT_ENSEMBLE_SIZE, dtype=dtype, device=device, log=log,
         person=args.person, person_index=args.person_index, empty_frames=args.empty_frames,
         retarget=args.retarget, smooth_window=args.smooth_window)
+    check_resolution(settings["resolution"])  # before the models are written or loaded
     if not smoke:
         run(args.models, **settings)
         return

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .limits import check_resolution
 
 ASPECT_RATIO = 9 / 16
 
@@ -25,6 +26,7 @@ def target_size(height: int, width: int, resolution: int = 576) -> tuple[int, in
         raise InputError(f"Image size {height}x{width} is empty; connect a non-empty IMAGE.")
     if resolution < 64:
         raise InputError(f"Resolution {resolution} is too small; use at least 64 (576 is the trained size).")
+    check_resolution(resolution)
     long_side = int(resolution / ASPECT_RATIO // 64) * 64
     if height > width:
         return long_side, resolution

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch
 from .errors import InputError, ModelFileError
 from .frames import FrameSampling
 from .image import fit_to_canvas, preview_size, target_size
+from .limits import check_fits
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
@@ -70,6 +71,10 @@ def find_model_file(key: str, search_dirs: Sequence[str | Path], name: str | Non
         path = Path(base) / name
         if path.is_dir() if model.is_dir else path.is_file():
             return path
+    for base in search_dirs:
+        wrong = model.wrong_kind_message(Path(base) / name)
+        if wrong:
+            raise ModelFileError(wrong)
     searched = [str(d) for d in search_dirs]
     if name == model.name:
         raise ModelFileError(model.missing_message(searched))
@@ -119,50 +124,40 @@ def canvas_for(reference: torch.Tensor, resolution: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- stages
-def select_frames(frames: torch.Tensor, fps: float, sampling: FrameSampling = FrameSampling(),
-                  ) -> tuple[torch.Tensor, float]:
-    """The driving frames the official run keeps (``frames.py``) and the fps they play at."""
-    from .frames import sample_frames
-
-    if frames.ndim != 4 or frames.shape[0] < 1:
-        raise InputError(f"The driving video has no frames (got shape {tuple(frames.shape)}). "
-                         "Check the video file and the loader's frame settings.")
-    sampled = sample_frames(int(frames.shape[0]), fps, sampling)
-    return frames[list(sampled.indices)], sampled.fps
-
-
 def select_keypoint_frames(pose_keypoint: list[dict], fps: float, sampling: FrameSampling = FrameSampling(), *,
                            reference_first: bool = True) -> tuple[list[dict], float]:
     """The same frame rule on a POSE_KEYPOINT list; with ``reference_first`` its first entry is
     the reference pose (the layout ``poses_from_keypoints`` reads) and is always kept."""
     from .frames import take
+    from .pose.keypoint_json import NO_DRIVING_FRAME, frames_of
 
-    items = list(pose_keypoint or [])
+    items = frames_of(pose_keypoint)
     head, driving = (items[:1], items[1:]) if reference_first else ([], items)
+    if not driving:
+        raise InputError(NO_DRIVING_FRAME.format(len(items)))
     kept, sampled = take(driving, fps, sampling)
     return head + kept, sampled.fps
 
 
 def extract_poses(
-    detector: Any, reference: torch.Tensor, frames: torch.Tensor, *, resolution: int = RESOLUTION,
+    detector: Any, reference: torch.Tensor, frames: Collection[np.ndarray], *, resolution: int = RESOLUTION,
     align: bool = True, person: str = "official", person_index: int = 0, empty_frames: str = "official",
     fit_on_empty_frames: bool = True, retarget: bool = False, smooth_window: int = 0,
     smooth_max_shift: float = 8.0, progress: Progress = None, should_stop: ShouldStop = None,
 ) -> tuple[PoseSequence, torch.Tensor]:
     """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton preview IMAGE.
 
-    Pick the frames first with ``select_frames``. ``person`` / ``empty_frames`` / ``retarget`` /
+    ``frames``: the kept driving frames as uint8 (H, W, 3), read once a batch at a time
+    (``video.video_frames`` / ``video.image_frames`` pick and convert them). ``person`` / ``empty_frames`` / ``retarget`` /
     ``smooth_*``: see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
     several people was taken ("" otherwise), for the node's log and preview.
     """
     from .pose.extract import extract_poses as run_extract
 
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
-        raise InputError(f"The driving frames must be an IMAGE batch (frames, height, width, 3); "
-                         f"got shape {tuple(frames.shape)}.")
     height, width = canvas_for(reference, resolution)
+    check_fits(len(frames), height, width)
     ref = fit_to_canvas(to_uint8(first_image(reference, "The reference image")), height, width)
-    poses = run_extract(detector, ref, to_uint8(frames), align=align, person=person, person_index=person_index,
+    poses = run_extract(detector, ref, frames, align=align, person=person, person_index=person_index,
                         empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
                         retarget=retarget, smooth_window=smooth_window, smooth_max_shift=smooth_max_shift,
                         progress=progress, should_stop=should_stop)
@@ -197,9 +192,10 @@ def poses_from_keypoints(
     of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
     first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
     ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
-    from .pose.keypoint_json import from_pose_keypoint
+    from .pose.keypoint_json import frames_of, from_pose_keypoint
 
     height, width = canvas_for(reference, resolution)
+    check_fits(len(frames_of(pose_keypoint)) - (reference_keypoint is None), height, width)
     poses = from_pose_keypoint(pose_keypoint, height=height, width=width, align=align,
                                reference=reference_keypoint, person=person, person_index=person_index,
                                empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,

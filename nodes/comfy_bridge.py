@@ -22,6 +22,7 @@ import folder_paths
 import torch
 from comfy.cli_args import args
 
+from ..dispose_core import limits
 from ..dispose_core.loading.layout import MODEL_FOLDERS
 from ..dispose_core.models.cast_layers import FP8, place_other_tensors, set_placement
 from ..dispose_core.models.layer_ops import ModelOps
@@ -201,9 +202,10 @@ def vae_memory(frames: int, height: int, width: int, dtype: torch.dtype, *, deco
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """ComfyUI's OOM exception type (torch's CUDA OOM; ``Exception`` where torch has none, so check torch's)."""
+    """ComfyUI's OOM exception type (torch's CUDA OOM; ``Exception`` where torch has none, so check torch's),
+    or torch's CPU allocator failing (a RuntimeError ComfyUI does not treat as OOM)."""
     kind = mm.OOM_EXCEPTION if mm.OOM_EXCEPTION is not Exception else torch.cuda.OutOfMemoryError
-    return isinstance(exc, kind)
+    return isinstance(exc, kind) or limits.is_out_of_memory(exc)
 
 
 def free_memory() -> None:

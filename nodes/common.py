@@ -13,13 +13,16 @@ from typing import Iterator
 
 from comfy_api.latest import io
 
-from ..dispose_core.errors import ModelFileError
+from ..dispose_core.errors import DeviceMemoryError, ModelFileError
 from ..dispose_core.loading.layout import BY_KEY
 from ..dispose_core.pipeline import find_model_file
 from . import comfy_bridge as bridge
 
 CATEGORY = "DisPose"
 SEED_MAX = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed widgets go up to 2^64 - 1
+OUT_OF_MEMORY_ADVICE = ("Memory grows with the canvas area times the number of frames: lower resolution or max_frames "
+                        "in DWPose Extract, or a smaller batch_size where the node has one; or start ComfyUI with "
+                        "--lowvram / --reserve-vram")
 
 Poses = io.Custom("DISPOSE_POSES")
 Motion = io.Custom("DISPOSE_MOTION")
@@ -115,9 +118,13 @@ def working_memory(batch: int, height: int, width: int, models: list[bridge.Mana
 
 @contextmanager
 def stage() -> Iterator[None]:
-    """Run a node's work; on any failure (an interrupt included) release cached device memory."""
+    """Run a node's work; on any failure (an interrupt included) release cached device memory. Running
+    out of memory, on the CPU or a device, becomes a DeviceMemoryError saying what to lower (the
+    sampler's phases give their own advice first)."""
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         bridge.free_memory()
+        if bridge.is_out_of_memory(exc):
+            raise DeviceMemoryError(f"Out of memory ({str(exc).splitlines()[0]}). {OUT_OF_MEMORY_ADVICE}") from exc
         raise

@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import InputImpl, io
 
 from ..dispose_core import pipeline
 from ..dispose_core.errors import InputError
 from ..dispose_core.frames import OFFICIAL_OUTPUT_FPS, SAMPLE_STRIDE, FrameSampling
+from ..dispose_core.limits import MAX_RESOLUTION
 from ..dispose_core.pose.people import PERSON_CHOICES
 from ..dispose_core.pose.track import EMPTY_FRAMES
 from ..dispose_core.types import check_frame_counts
+from ..dispose_core.video import KeptFrames, image_frames, video_frames
 from . import comfy_bridge as bridge
 from .common import DWPoseModel, PoseKeypoint, Poses, advanced, model_input, model_path, schema, stage
 
@@ -61,9 +63,9 @@ def extract_options() -> list[io.Input]:
     workflows keep their widget positions; all optional, so saved API prompts still validate."""
     return [
         io.Float.Input("fps", default=DEFAULT_FPS, min=0.01, max=1000.0, step=0.01, optional=True,
-                       tooltip="Frame rate of the driving video: link GetVideoComponents' fps here. The official "
-                               "run keeps every sample_stride x max(1, int(fps / 24))-th frame, so a 60 fps clip "
-                               "keeps every 4th. For an IMAGE batch without an fps output, type its rate."),
+                       tooltip="Frame rate of driving_frames (an IMAGE batch): link the loader's fps output here, "
+                               "or type it. The official run keeps every sample_stride x max(1, int(fps / 24))-th "
+                               "frame, so a 60 fps clip keeps every 4th. A driving_video brings its own rate."),
         io.Int.Input("sample_stride", default=SAMPLE_STRIDE, min=1, max=64, optional=True,
                      tooltip="Keep every sample_stride-th driving frame (times int(fps / 24) from 48 fps on); "
                              "official 2. 1 keeps every frame of a 24-47 fps video."),
@@ -100,10 +102,30 @@ def extract_options() -> list[io.Input]:
             "fit_on_empty_frames", default=True, optional=True,
             tooltip="On (official): a frame where nobody was detected still enters the alignment fit with its "
                     "whole-image pose. Off: the fit uses only frames with a detection. DWPose path only.")),
+        io.Video.Input("driving_video", optional=True,
+                       tooltip="The driving video straight from LoadVideo (instead of driving_frames): only the "
+                               "frames the sampling keeps are decoded, one at a time, so a long clip needs no "
+                               "more memory than a short one. Its own frame rate is used (the fps input is not)."),
     ]
 
 
-OPTION_DEFAULTS = {item.id: item.default for item in extract_options()}
+OPTION_DEFAULTS = {item.id: getattr(item, "default", None) for item in extract_options()}
+
+
+def _driving(video, images: torch.Tensor | None, fps: float, sampling: FrameSampling) -> KeptFrames:
+    """The kept driving frames of core's VIDEO or of an IMAGE batch (at ``fps``).
+
+    A file-backed VIDEO (LoadVideo, Video Slice) is decoded from its file, kept frames only, within
+    its trim window where the host has one (0.33.0); any other VIDEO (e.g. CreateVideo's) holds its
+    frames already (its stream source would be a lossy re-encoding of them), so those are taken.
+    """
+    if video is None:
+        return image_frames(images, fps, sampling)
+    if not isinstance(video, InputImpl.VideoFromFile):
+        components = video.get_components()
+        return image_frames(components.images, float(components.frame_rate), sampling)
+    start, duration = video.get_active_trim_window() if hasattr(video, "get_active_trim_window") else (0.0, 0.0)
+    return video_frames(video.get_stream_source(), sampling, start_time=start, duration=duration)
 
 
 class DWPoseExtract(io.ComfyNode):
@@ -115,16 +137,17 @@ class DWPoseExtract(io.ComfyNode):
             "aligned to the reference body; the canvas size of the whole animation is fixed here.",
             inputs=[
                 io.Image.Input("reference_image", tooltip="The image of the person to animate (one image)."),
-                io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=2048, step=64,
+                io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=MAX_RESOLUTION, step=64,
                              tooltip="Short side of the generation canvas (a multiple of 64, which the sampler "
                                      "needs); the long side follows 9:16, rounded down to 64. 576 is what "
-                                     "MimicMotion/DisPose were trained at."),
+                                     "MimicMotion/DisPose were trained at; 1024 is the most the sampler runs."),
                 io.Boolean.Input("align", default=True,
                                  tooltip="Scale and shift the driving poses onto the reference body "
                                          "(official behaviour). Off: use the driving poses as they are."),
                 io.Image.Input("driving_frames", optional=True,
-                               tooltip="Frames of the driving video (an IMAGE batch, "
-                                       "e.g. from LoadVideo + Get Video Components)."),
+                               tooltip="Frames of the driving video as an IMAGE batch (e.g. from VideoHelperSuite). "
+                                       "From core LoadVideo, connect driving_video instead: it decodes only the "
+                                       "kept frames."),
                 DWPoseModel.Input("dwpose_model", optional=True,
                                   tooltip="From DWPose Loader (DisPose). Not needed when pose_keypoint is connected."),
                 PoseKeypoint.Input("pose_keypoint", optional=True,
@@ -163,27 +186,32 @@ class DWPoseExtract(io.ComfyNode):
                       retarget=opts["retarget"], smooth_window=opts["smooth_window"],
                       smooth_max_shift=opts["smooth_max_shift"])
         with stage():
+            video = opts.get("driving_video")
+            if video is not None and driving_frames is not None:
+                raise InputError("DWPose Extract got both driving_frames and driving_video. Connect one of them.")
             if pose_keypoint is not None:
-                if driving_frames is not None:  # connected but unused: at least it must agree
+                if video is not None or driving_frames is not None:  # connected but unused: at least it must agree
                     check_frame_counts(pose_keypoint=len(pose_keypoint) - (reference_pose_keypoint is None),
-                                       driving_frames=driving_frames.shape[0])
+                                       driving_frames=_driving(video, driving_frames, opts["fps"],
+                                                               sampling).source_frames)
                 kept, fps = pipeline.select_keypoint_frames(pose_keypoint, opts["fps"], sampling,
                                                             reference_first=reference_pose_keypoint is None)
                 poses, skeletons = pipeline.poses_from_keypoints(
                     kept, reference_image, resolution=resolution, align=align,
                     reference_keypoint=reference_pose_keypoint, **people)
-            elif dwpose_model is None or driving_frames is None:
-                raise InputError("DWPose Extract needs driving_frames and a dwpose_model (DWPose Loader), "
-                                 "or a pose_keypoint input. Connect one of them.")
+            elif dwpose_model is None or (driving_frames is None and video is None):
+                raise InputError("DWPose Extract needs a driving_video (or driving_frames) and a dwpose_model "
+                                 "(DWPose Loader), or a pose_keypoint input. Connect one of them.")
             else:
-                frames, fps = pipeline.select_frames(driving_frames, opts["fps"], sampling)
+                frames = _driving(video, driving_frames, opts["fps"], sampling)
+                fps = frames.fps
                 poses, skeletons = cls._detect(dwpose_model, reference_image, frames, resolution, align,
                                                fit_on_empty_frames=opts["fit_on_empty_frames"], **people)
             return io.NodeOutput(poses, pipeline.person_preview(skeletons, poses), pipeline.pose_keypoints(poses),
                                  fps)
 
     @staticmethod
-    def _detect(files: DWPoseFiles, reference: torch.Tensor, frames: torch.Tensor,
+    def _detect(files: DWPoseFiles, reference: torch.Tensor, frames: KeptFrames,
                 resolution: int, align: bool, **options) -> tuple:
         from ..dispose_core.pose.dwpose import load_dwpose
 
@@ -191,7 +219,7 @@ class DWPoseExtract(io.ComfyNode):
         try:
             return pipeline.extract_poses(
                 detector, reference, frames, resolution=resolution, align=align, **options,
-                progress=bridge.progress_bar(frames.shape[0] + 1), should_stop=bridge.should_stop)
+                progress=bridge.progress_bar(len(frames) + 1), should_stop=bridge.should_stop)
         finally:
             del detector
             bridge.free_memory()

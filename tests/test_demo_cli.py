@@ -6,6 +6,7 @@ are the tiny random ones. Expected frame counts and fps follow the official samp
 """
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 
 import av
@@ -69,12 +70,56 @@ def test_max_frames_and_skip(tmp_path, tiny_models_dir):
 
 def test_reader_keeps_the_official_frames(tmp_path):
     from dispose_core.frames import FrameSampling
-    from dispose_core.media import read_video
+    from dispose_core.video import video_frames
 
-    frames, fps, source = read_video(write_mp4(tmp_path / "v.mp4", 50, 20), FrameSampling())
-    levels = (frames[:, 0, 0, 0] * 255).round().tolist()
-    assert fps == 12.5 and source == 50
+    frames = video_frames(write_mp4(tmp_path / "v.mp4", 50, 20), FrameSampling())
+    levels = [int(f[0, 0, 0]) for f in frames]
+    assert frames.fps == 12.5 and frames.source_fps == 50 and len(frames) == 5
     assert levels == pytest.approx([0, 40, 80, 120, 160], abs=3)  # frames 0, 4, 8, 12, 16
+
+
+class CountingDecoder:
+    """Wraps the video module's decoder and its RGB conversion, counting what each produced."""
+
+    def __init__(self, monkeypatch):
+        from dispose_core import video
+
+        self.decoded, self.converted = [], []
+        decoded, rgb = video.decoded, video.rgb
+
+        def counting_decoded(*args):
+            for frame in decoded(*args):
+                self.decoded.append(frame.pts)
+                yield frame
+
+        def counting_rgb(frame):
+            self.converted.append(frame.pts)
+            return rgb(frame)
+
+        monkeypatch.setattr(video, "decoded", counting_decoded)
+        monkeypatch.setattr(video, "rgb", counting_rgb)
+
+
+def test_only_the_kept_frames_are_converted_and_decoding_stops_after_the_last(tmp_path, monkeypatch):
+    """30 fps, stride 2, skip 3, max 4: frames 3, 5, 7, 9 of 20 (by hand); 10 frames decoded, 4 converted."""
+    from dispose_core.frames import FrameSampling
+    from dispose_core.video import video_frames
+
+    counter = CountingDecoder(monkeypatch)
+    frames = video_frames(write_mp4(tmp_path / "v.mp4", 30, 20), FrameSampling(2, 4, 3))
+    levels = [int(f[0, 0, 0]) for f in frames]
+    assert levels == pytest.approx([30, 50, 70, 90], abs=3)
+    assert len(counter.converted) == 4 and len(counter.decoded) == 10
+
+
+def test_a_time_window_samples_from_its_first_frame(tmp_path):
+    """A trimmed core VIDEO (from 0.5 s, 0.2 s long, at 30 fps: frames 15..20 of 24); stride 2 keeps 15, 17, 19."""
+    from dispose_core.video import video_frames
+
+    clip = write_mp4(tmp_path / "v.mp4", 30, 24)
+    with open(clip, "rb") as handle:
+        frames = video_frames(io.BytesIO(handle.read()), start_time=0.5, duration=0.2)
+    assert len(frames) == 3 and [int(f[0, 0, 0]) for f in frames] == pytest.approx([150, 170, 190], abs=3)
 
 
 def error_of(capsys, argv) -> str:

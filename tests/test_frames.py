@@ -5,6 +5,7 @@ computed by the code under test.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from dispose_core.errors import InputError
@@ -70,14 +71,16 @@ def test_pipeline_selects_video_frames_and_keypoint_frames_alike():
     import torch
 
     from dispose_core import pipeline
+    from dispose_core.video import image_frames
 
-    frames = torch.arange(20, dtype=torch.float32).reshape(20, 1, 1, 1).expand(20, 2, 2, 3) / 20
-    kept, fps = pipeline.select_frames(frames, 60)
-    assert kept[:, 0, 0, 0].mul(20).round().tolist() == [0, 4, 8, 12, 16] and fps == pytest.approx(15.0)
+    frames = torch.arange(20, dtype=torch.float32).reshape(20, 1, 1, 1).expand(20, 2, 2, 3) / 255
+    kept = image_frames(frames, 60)
+    assert [int(f[0, 0, 0]) for f in kept] == [0, 4, 8, 12, 16] and kept.fps == pytest.approx(15.0)
+    assert len(kept) == 5 and {f.dtype for f in kept} == {np.dtype(np.uint8)}
     ref, driving = {"id": "ref"}, [{"id": i} for i in range(20)]
     kept_kp, fps_kp = pipeline.select_keypoint_frames([ref] + driving, 30, FrameSampling(max_frames=3))
     assert [k["id"] for k in kept_kp] == ["ref", 0, 2, 4] and fps_kp == pytest.approx(15.0)
     no_ref, _ = pipeline.select_keypoint_frames(driving, 60, reference_first=False)
     assert [k["id"] for k in no_ref] == [0, 4, 8, 12, 16]
     with pytest.raises(InputError, match="no frames"):
-        pipeline.select_frames(torch.zeros(0, 4, 4, 3), 30)
+        image_frames(torch.zeros(0, 4, 4, 3), 30)

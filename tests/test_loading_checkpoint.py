@@ -14,6 +14,27 @@ def test_missing_file_names_file_and_folder(tmp_path):
     assert "nothing.pth" in str(err.value) and str(tmp_path) in str(err.value)
 
 
+def test_a_directory_in_a_checkpoints_place_is_called_a_directory(tmp_path):
+    """e.g. ckpt_iter_42000.pth.tar unpacked into a folder of that name."""
+    from dispose_core.loading.layout import BY_KEY
+    from dispose_core.pipeline import find_model_file
+
+    (tmp_path / "cmp" / "ckpt_iter_42000.pth.tar").mkdir(parents=True)
+    with pytest.raises(ModelFileError) as err:
+        read_checkpoint(tmp_path / "cmp" / "ckpt_iter_42000.pth.tar", "CMP")
+    assert str(err.value) == f"CMP: 'ckpt_iter_42000.pth.tar' in folder '{tmp_path / 'cmp'}' is a directory, not a file."
+    for lookup in (lambda: find_model_file("cmp", [tmp_path / "cmp"]),
+                   lambda: BY_KEY["cmp"].require(tmp_path / "cmp" / "ckpt_iter_42000.pth.tar")):
+        with pytest.raises(ModelFileError) as err:
+            lookup()
+        assert str(err.value).startswith(f"'ckpt_iter_42000.pth.tar' in {tmp_path / 'cmp'} is a directory, not the file")
+        assert "not found" not in str(err.value)
+    (tmp_path / "svd").mkdir()
+    (tmp_path / "svd" / "stable-video-diffusion-img2vid-xt-1-1").write_bytes(b"x")  # a file where a folder belongs
+    with pytest.raises(ModelFileError, match="is a file, not the folder"):
+        find_model_file("svd", [tmp_path / "svd"])
+
+
 def test_wrong_keys_listed_with_counts(tmp_path):
     module = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     sd = dict(module.state_dict())

@@ -173,11 +173,16 @@ def test_fp8_controlnet_copies_the_unet_before_fp8(tiny_models_dir, tmp_path):
     assert all(torch.equal(got[k].float(), expected[k].float()) for k in expected)
 
 
-def test_out_of_memory_gives_our_advice_and_frees_the_phase(graph, monkeypatch):
+@pytest.mark.parametrize("error", [
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                 "to allocate 227000000000 bytes. Error code 12 (Cannot allocate memory)"),  # torch 2.13 on the CPU
+])
+def test_out_of_memory_gives_our_advice_and_frees_the_phase(graph, monkeypatch, error):
     from dispose_core.sampling import sampler
 
     def oom(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise error
 
     monkeypatch.setattr(sampler, "denoise_latents", oom)
     with pytest.raises(errors.DeviceMemoryError) as err:

@@ -25,7 +25,8 @@ V1_NODES = {
     ], ("DWPOSE_MODEL",), ("dwpose_model",)),
     "DisPoseDWPoseExtract": ([
         ("reference_image", "IMAGE", False, {}),
-        ("resolution", "INT", False, {"default": 576, "min": 64, "max": 2048, "step": 64}),
+        # max 2048 in V1; 1024 since issue 16 (dispose_core/limits.py: 2048 cannot run)
+        ("resolution", "INT", False, {"default": 576, "min": 64, "max": 1024, "step": 64}),
         ("align", "BOOLEAN", False, {"default": True}),
         ("driving_frames", "IMAGE", True, {}),
         ("dwpose_model", "DWPOSE_MODEL", True, {}),
@@ -114,6 +115,7 @@ ADDED_INPUTS = {
         ("smooth_window", "INT", True, {"default": 0, "min": 0, "max": 99}),
         ("smooth_max_shift", "FLOAT", True, {"default": 8.0, "min": 0.0, "max": 1000.0, "step": 0.5}),
         ("fit_on_empty_frames", "BOOLEAN", True, {"default": True}),
+        ("driving_video", "VIDEO", True, {}),  # issue 16: core VIDEO, only the kept frames decoded
     ],
     "DisPoseSparseMotionField": [("drop_vanishing", "BOOLEAN", True, {"default": False})],
     "DisPoseCMPDenseFlow": [("mask_invisible", "BOOLEAN", True, {"default": False})],
@@ -209,7 +211,7 @@ def test_socket_types_connect():
     schemas = [cls.GET_SCHEMA() for cls in pack_nodes().values()]
     produced = {o.io_type for s in schemas for o in s.outputs}
     consumed = {i.io_type for s in schemas for i in s.inputs}
-    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO", "VAE", "CLIP_VISION"}
+    assert consumed - produced <= {"IMAGE", "INT", "FLOAT", "BOOLEAN", "COMBO", "VAE", "CLIP_VISION", "VIDEO"}
     assert {"DISPOSE_POSES", "DISPOSE_MOTION", "DISPOSE_FLOW", "DISPOSE_POINTS", "DISPOSE_CONTROL",
             "MIMICMOTION_MODEL", "DWPOSE_MODEL", "CMP_MODEL", "DIFT_MODEL", "DISPOSE_CONTROLNET",
             "POSE_KEYPOINT"} <= produced

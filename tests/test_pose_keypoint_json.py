@@ -111,3 +111,38 @@ def test_bad_input_errors():
     empty = {"people": [], "canvas_width": 8, "canvas_height": 8}
     with pytest.raises(InputError, match="No person found in any of the 2"):
         from_pose_keypoint([frame({0: (0.5, 0.5), 1: (0.5, 0.6)}, 8, 8), empty, empty], height=8, width=8)
+
+
+def person_frame(**parts) -> dict:
+    return {"people": [parts], "canvas_width": 8, "canvas_height": 8}
+
+
+GOOD_BODY = [0.5, 0.5, 1.0] * 18
+
+
+@pytest.mark.parametrize("parts, part", [
+    ({"pose_keypoints_2d": ["0.5", "x", "1"] * 18}, "pose_keypoints_2d"),  # text where numbers belong
+    ({"pose_keypoints_2d": [[0.5, 0.5, 1.0]] * 17 + [[0.5, 0.5]]}, "pose_keypoints_2d"),  # uneven nested lists
+    ({"pose_keypoints_2d": GOOD_BODY, "hand_left_keypoints_2d": "1, 2, 3"}, "hand_left_keypoints_2d"),
+    ({"pose_keypoints_2d": GOOD_BODY, "face_keypoints_2d": [{"x": 1}]}, "face_keypoints_2d"),
+])
+def test_malformed_numbers_name_the_frame_and_the_part(parts, part):
+    good = person_frame(pose_keypoints_2d=GOOD_BODY)
+    with pytest.raises(InputError) as err:
+        from_pose_keypoint([good, good, person_frame(**parts)], height=8, width=8)
+    message = str(err.value)
+    assert message.startswith(f"POSE_KEYPOINT frame 1, person 0: '{part}' must be numbers")
+    assert "\n" not in message
+
+
+def test_empty_pose_keypoint_is_called_empty():
+    from dispose_core import pipeline
+
+    with pytest.raises(InputError, match="^The POSE_KEYPOINT input is empty"):
+        from_pose_keypoint([], height=8, width=8)
+    with pytest.raises(InputError, match="^The POSE_KEYPOINT input is empty"):
+        pipeline.select_keypoint_frames([], 30.0)
+    with pytest.raises(InputError, match="^The reference POSE_KEYPOINT is empty"):
+        from_pose_keypoint([person_frame(pose_keypoints_2d=GOOD_BODY)], height=8, width=8, reference=[])
+    with pytest.raises(InputError, match=r"at least one driving frame \(got 1 frame"):
+        pipeline.select_keypoint_frames([person_frame(pose_keypoints_2d=GOOD_BODY)], 30.0)

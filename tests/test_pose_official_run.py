@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dispose_core import pipeline
 from dispose_core.frames import FrameSampling
 from dispose_core.pose.extract import extract_poses
 from dispose_core.pose.render import render_poses
+from dispose_core.video import image_frames
 from golden import golden_params, require
 from test_pose_dwpose import close
 from test_pose_render import assert_image_equal, frame_from
@@ -44,9 +44,9 @@ def test_default_settings_give_the_official_frames_people_and_skeletons(golden_n
 
     source = torch.arange(video["num_frames"], dtype=torch.float32).reshape(-1, 1, 1, 1) / 255
     sampling = FrameSampling(sample_stride=int(video["sample_stride_arg"]))
-    frames, fps = pipeline.select_frames(source.expand(-1, *frame_hw, 3), video["fps"], sampling)
+    frames = image_frames(source.expand(-1, *frame_hw, 3), video["fps"], sampling)
     # the official run plays the kept frames at the source rate over its effective stride
-    assert fps == video["fps"] / video["effective_stride"]
+    assert frames.fps == video["fps"] / video["effective_stride"]
     seen = []
 
     def detector(images):
@@ -58,7 +58,7 @@ def test_default_settings_give_the_official_frames_people_and_skeletons(golden_n
         return out
 
     reference = np.full((*ref_hw, 3), REFERENCE_MARK, np.uint8)
-    poses = extract_poses(detector, reference, pipeline.to_uint8(frames))
+    poses = extract_poses(detector, reference, frames)
     assert seen == ["ref"] + sampled and poses.num_frames == 1 + len(sampled)
 
     tol = side["tolerance"]["out*_bodies_candidate"]

@@ -26,10 +26,9 @@ def require_file(path: str | Path, what: str, hint: str = "") -> Path:
     """Return ``path`` as a Path, or raise ModelFileError naming the file and its folder."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(
-            f"{what}: file not found: '{path.name}' in folder '{path.parent}'."
-            + (f" {hint}" if hint else "")
-        )
+        message = (f"{what}: '{path.name}' in folder '{path.parent}' is a directory, not a file." if path.is_dir()
+                   else f"{what}: file not found: '{path.name}' in folder '{path.parent}'.")
+        raise ModelFileError(message + (f" {hint}" if hint else ""))
     return path
 
 

@@ -29,8 +29,19 @@ class ModelFile:
         """``path`` as a Path when it exists (a folder for diffusers models), else ModelFileError."""
         path = Path(path)
         if not (path.is_dir() if self.is_dir else path.is_file()):
-            raise ModelFileError(self.missing_message([str(path.parent)]))
+            raise ModelFileError(self.wrong_kind_message(path) or self.missing_message([str(path.parent)]))
         return path
+
+    def wrong_kind_message(self, path: Path) -> str | None:
+        """What is wrong when ``path`` exists but is a folder where a file belongs, or the reverse."""
+        if self.is_dir and path.is_file():
+            found, wanted = "a file", "the diffusers folder (with model_index.json and one folder per part)"
+        elif not self.is_dir and path.is_dir():
+            found, wanted = "a directory", "the file itself"
+        else:
+            return None
+        return (f"'{path.name}' in {path.parent} is {found}, not the {'folder' if self.is_dir else 'file'} "
+                f"{self.used_by} needs. Put {wanted} there, from {self.source}.")
 
     def missing_message(self, searched: list[str] | None = None) -> str:
         where = ", ".join(searched) if searched else f"models/{self.folder}"

@@ -13,7 +13,7 @@ all, is an InputError.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 
 import numpy as np
 
@@ -48,10 +48,27 @@ def _detected(image: ImagePeople) -> tuple[Detected, PoseFrame]:
     return Detected([clean(frame.person(i)) for i in range(frame.num_people)], image.boxes), frame
 
 
+def _batches(frames: Collection[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """The driving frames in lists of ``size``, each checked as it arrives: (H, W, 3) uint8, one size."""
+    batch: list[np.ndarray] = []
+    first = None
+    for index, frame in enumerate(frames):
+        first = frame.shape if first is None else first
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8 or frame.shape != first:
+            raise InputError(f"The driving frames must be (H, W, 3) uint8 images of one size; frame {index} is "
+                             f"{frame.shape} {frame.dtype} (frame 0: {first}).")
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def extract_poses(
     detector: Callable[[list[np.ndarray]], list[ImagePeople]],
     reference: np.ndarray,
-    frames: np.ndarray,
+    frames: Collection[np.ndarray],
     *,
     align: bool = True,
     person: str = "official",
@@ -67,6 +84,10 @@ def extract_poses(
 ) -> PoseSequence:
     """The chosen person's poses: reference (frame 0, already on the generation canvas) + driving frames.
 
+    ``frames``: the driving frames as (H, W, 3) uint8, an (N, H, W, 3) array or any sized iterable
+    (``video.KeptFrames`` decodes them one at a time); they are read once, ``batch_size`` at a time,
+    and not kept, so a long video costs one batch of frames.
+
     ``detector`` is a DWPose (or anything mapping a list of RGB uint8 images to ImagePeople).
     ``person`` is one of ``PERSON_CHOICES`` (``person_index`` for ``by_index``), ``empty_frames``
     one of ``track.EMPTY_FRAMES``; both default to the official behaviour. ``align`` rescales the
@@ -77,12 +98,13 @@ def extract_poses(
     ``smooth_max_shift`` canvas pixels (``smooth.py``). With ``fit_on_empty_frames`` (official) a frame where nothing
     was detected still enters the fit with the pose DWPose estimated on the whole image; False
     leaves such frames out. ``progress(done, total)`` is called after the reference and after
-    each batch (total = frames + 1); ``should_stop()`` is called before each batch and may raise.
+    each batch (total = frames + 1); ``should_stop()`` is called before each batch (and after the last)
+    and may raise.
     """
     if reference.ndim != 3 or reference.shape[-1] != 3 or reference.dtype != np.uint8:
         raise InputError(f"The reference must be one (H, W, 3) uint8 image, got {reference.shape} {reference.dtype}.")
-    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0 or frames.dtype != np.uint8:
-        raise InputError(f"The driving frames must be (N, H, W, 3) uint8 with N >= 1, got {frames.shape} {frames.dtype}.")
+    if len(frames) == 0:
+        raise InputError("There are no driving frames. Connect a driving video with at least one frame.")
     check_person(person)
     if empty_frames not in EMPTY_FRAMES:
         raise InputError(f"Unknown empty-frame policy '{empty_frames}'; pick one of {', '.join(EMPTY_FRAMES)}.")
@@ -98,15 +120,19 @@ def extract_poses(
 
     detected: list[Detected] = []
     official: list[PoseFrame] = []  # every person of every frame, for the official fit
-    for start in range(0, len(frames), max(1, batch_size)):
-        if should_stop:
-            should_stop()
-        for image in detector(list(frames[start:start + batch_size])):
+    frame_hw = (0, 0)
+    if should_stop:
+        should_stop()
+    for batch in _batches(frames, max(1, batch_size)):
+        frame_hw = batch[0].shape[:2]
+        for image in detector(batch):
             d, frame = _detected(image)
             detected.append(d)
             official.append(frame)
         if progress:
             progress(1 + len(detected), total)
+        if should_stop:
+            should_stop()
 
     choices = choose_driving(detected, person, person_index)
     driving, missing = fill(choices, empty=empty_frames, whole_image=[d.people[0] for d in detected])
@@ -114,7 +140,7 @@ def extract_poses(
     fit = Alignment.identity()
     if align:
         fit = _fit(ref_person, official, [d.fallback for d in detected], driving,
-                   (height, width), frames.shape[1:3], fit_on_empty_frames)
+                   (height, width), frame_hw, fit_on_empty_frames)
     for k in ("body", "hands", "faces"):
         driving[k] = fit.apply(driving[k])
     if retarget:

@@ -72,6 +72,19 @@ def to_pose_keypoint(poses: PoseSequence) -> list[dict]:
 
 
 # ---------------------------------------------------------------- import
+NO_DRIVING_FRAME = ("POSE_KEYPOINT needs the reference frame first and at least one driving frame (got {} frame(s)); "
+                    "or connect a separate reference POSE_KEYPOINT.")
+
+
+def frames_of(data: Sequence[Mapping] | Mapping | None, what: str = "The POSE_KEYPOINT input") -> list[Mapping]:
+    """The frames of a POSE_KEYPOINT value (a single dict is one frame); an empty one is an InputError."""
+    frames = [data] if isinstance(data, Mapping) else list(data or [])
+    if not frames:
+        raise InputError(f"{what} is empty (a list of no frames). Connect keypoints with at least one frame, "
+                         "e.g. from comfyui_controlnet_aux's DWPose Estimator.")
+    return frames
+
+
 def _canvas(frame: Mapping, where: str) -> tuple[int, int]:
     try:
         h, w = int(frame["canvas_height"]), int(frame["canvas_width"])
@@ -82,13 +95,23 @@ def _canvas(frame: Mapping, where: str) -> tuple[int, int]:
     return h, w
 
 
+def _excerpt(values) -> str:
+    """The start of a bad value, for a one-line message."""
+    text = repr(values)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _read_part(values, key: str, height: int, width: int, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(n, 2) normalised positions and (n,) scores; hidden points at (0, 0) with score 0."""
     n = PART_SIZES[key]
     xy, score = np.zeros((n, 2)), np.zeros(n)
     if not values:
         return xy, score
-    arr = np.asarray(values, np.float64).ravel()
+    try:
+        arr = np.asarray(values, np.float64).ravel()
+    except (TypeError, ValueError):  # text where numbers belong, or nested lists of uneven length
+        raise InputError(f"{where}: '{key}' must be numbers, flat [x, y, c, ...] or [x, y, c] triples of even "
+                         f"length; got {_excerpt(values)}. {FORMAT_HINT}") from None
     if len(arr) % 3 or len(arr) // 3 < n or (key == "pose_keypoints_2d" and len(arr) // 3 != n):
         raise InputError(f"{where}: '{key}' has {len(arr)} values, expected {n} [x, y, c] triples. {FORMAT_HINT}")
     triples = arr.reshape(-1, 3)[:n]
@@ -165,14 +188,13 @@ def from_pose_keypoint(data: Sequence[Mapping] | Mapping, *, height: int, width:
     using only the points that are present in the JSON; ``retarget`` then gives every bone the
     reference's length (``retarget.py``, not official); ``smooth_*`` as in ``smooth.py``.
     """
-    frames = [data] if isinstance(data, Mapping) else list(data or [])
+    frames = frames_of(data)
     if reference is None:
         if len(frames) < 2:
-            raise InputError("POSE_KEYPOINT needs the reference frame first and at least one driving frame "
-                             f"(got {len(frames)} frame(s)); or connect a separate reference POSE_KEYPOINT.")
+            raise InputError(NO_DRIVING_FRAME.format(len(frames)))
         ref_frame, frames = frames[0], frames[1:]
     else:
-        refs = [reference] if isinstance(reference, Mapping) else list(reference)
+        refs = frames_of(reference, "The reference POSE_KEYPOINT")
         if len(refs) != 1 or not frames:
             raise InputError(f"The reference POSE_KEYPOINT must hold exactly one frame (got {len(refs)}) "
                              f"and the driving POSE_KEYPOINT at least one (got {len(frames)}).")
