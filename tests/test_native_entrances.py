@@ -1,0 +1,127 @@
+"""One denoiser, two entrances (issue 14): MimicMotion's MODEL sampled by core ComfyUI nodes equals the
+one-node MimicMotion Sampler, with and without DisPose control, on the tiny models in fp32.
+
+Both entrances run in-process in the ComfyUI of COMFYUI_PATH (0.3.64 and 0.33.0 in CI) through the
+real node classes. The frames compared are floats (no 8-bit image files in between).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from host_utils import call_node, guidance_graph, model_dirs
+
+pytestmark = pytest.mark.comfy
+SEED, STEPS, MIN_CFG, MAX_CFG, TILE, OVERLAP = 3, 3, 1.0, 2.5, 4, 2  # 6 frames: 2 tiles per step
+COND = dict(noise_aug=0.0, fps=7, motion_bucket_id=127)
+STRENGTHS = dict(strength=1.0, motion_strength=1.0, point_strength=1.0, start_percent=0.0, end_percent=1.0)
+TOLERANCE = 1e-4  # relative L2 on the frames (issue 14)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+
+
+@pytest.fixture(scope="module")
+def graph(tiny_models_dir):
+    with model_dirs(tiny_models_dir):
+        g = guidance_graph(num_frames=5)
+        g["mm"], g["model"] = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
+                                        mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="fp32")
+        (g["cn"],) = call_node("DisPoseControlNetLoader", mimicmotion_model=g["mm"], dispose_checkpoint="DisPose.pth",
+                               precision="fp32")
+    (g["control"],) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=g["cn"], motion_field=g["motion"],
+                                dense_flow=g["flow"], point_embeddings=g["points"], **STRENGTHS)
+    g["positive"], g["negative"], g["latent"] = call_node(
+        "DisPoseMimicMotionConditioning", mimicmotion_model=g["mm"], reference_image=g["reference"],
+        poses=g["poses"], seed=SEED, **COND)
+    return g
+
+
+def _one_node(graph, control: bool, **extra) -> tuple[torch.Tensor, dict]:
+    return call_node("DisPoseMimicMotionSampler", mimicmotion_model=graph["mm"], reference_image=graph["reference"],
+                     poses=graph["poses"], seed=SEED, steps=STEPS, min_guidance=MIN_CFG, max_guidance=MAX_CFG,
+                     tile_size=TILE, overlap=OVERLAP, decode_chunk_size=4,
+                     control=graph["control"] if control else None, **COND, **extra)
+
+
+def _core_model(graph, control: bool):
+    """Loader MODEL -> MimicMotion Tiles -> (Apply DisPose Control) -> core VideoLinearCFGGuidance."""
+    from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
+
+    (model,) = call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=TILE, overlap=OVERLAP)
+    if control:
+        (model,) = call_node("DisPoseApplyControl", model=model, control=graph["control"])
+    return VideoLinearCFGGuidance().patch(model, MIN_CFG)[0]
+
+
+def _decode(graph, latent: dict) -> torch.Tensor:
+    (frames,) = call_node("DisPoseMimicMotionDecode", mimicmotion_model=graph["mm"], latent=latent,
+                          decode_chunk_size=4, keep_reference_frame=False)
+    return frames
+
+
+@pytest.mark.parametrize("control", [False, True], ids=["mimicmotion", "dispose"])
+def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
+    """Core KSampler (euler, karras: the MODEL's sigma range 0.002..700) with core VideoLinearCFGGuidance
+    against the MimicMotion Sampler. Same noise, honestly: the sampler's ``noise_draw=ksampler`` draws
+    what core KSampler draws for the seed (``comfy.sample.prepare_noise``); the sigmas differ by core's
+    float32 Karras against the official float64 one."""
+    import nodes as core_nodes
+
+    frames, latent = _one_node(graph, control, noise_draw="ksampler")
+    (core,) = core_nodes.KSampler().sample(_core_model(graph, control), SEED, STEPS, MAX_CFG, "euler", "karras",
+                                           graph["positive"], graph["negative"], graph["latent"])
+    ours = _decode(graph, core)
+    rel = _rel(ours, frames)
+    print(f"KSampler vs MimicMotion Sampler ({'DisPose' if control else 'MimicMotion'}): frames rel L2 {rel:.2e}, "
+           f"latents {_rel(core['samples'], latent['samples']):.2e}")
+    assert frames.shape == ours.shape == (5, 64, 64, 3)
+    assert rel < TOLERANCE
+    assert not torch.equal(latent["samples"], _one_node(graph, control)[1]["samples"])  # the noise draws differ
+
+
+@pytest.mark.parametrize("control", [False, True], ids=["mimicmotion", "dispose"])
+def test_sampler_custom_advanced_with_official_noise_equals_the_sampler(graph, control):
+    """SamplerCustomAdvanced with the pack's official noise, sampler and sigmas and core's CFGGuider
+    gives the one-node sampler's official run."""
+    from comfy_extras.nodes_custom_sampler import CFGGuider, SamplerCustomAdvanced
+
+    frames, latent = _one_node(graph, control)
+    (noise,) = call_node("DisPoseMimicMotionNoise", seed=SEED, tile_size=TILE)
+    (sampler,) = call_node("DisPoseMimicMotionEuler")
+    (sigmas,) = call_node("DisPoseMimicMotionScheduler", steps=STEPS)
+    guider = _call(CFGGuider, model=_core_model(graph, control), positive=graph["positive"],
+                   negative=graph["negative"], cfg=MAX_CFG)[0]
+    out = _call(SamplerCustomAdvanced, noise=noise, guider=guider, sampler=sampler, sigmas=sigmas,
+                latent_image=graph["latent"])[0]
+    rel = _rel(_decode(graph, out), frames)
+    print(f"SamplerCustomAdvanced vs MimicMotion Sampler ({'DisPose' if control else 'MimicMotion'}): {rel:.2e}")
+    assert rel < TOLERANCE
+
+
+def _call(node: type, **kwargs) -> tuple:
+    """A core node, V1 (0.3.64) or V3 (0.33.0)."""
+    if hasattr(node, "FUNCTION"):
+        return getattr(node(), node.FUNCTION)(**kwargs)
+    return tuple(node.execute(**kwargs).result)
+
+
+@pytest.mark.parametrize("control", [False, True], ids=["mimicmotion", "dispose"])
+def test_the_sampler_node_equals_the_library_run(graph, control):
+    """The node (ComfyUI's sampling of the MODEL) and the CLI's entrance (``pipeline.animate``, the path
+    the golden cases check) on the same models and official noise."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from dispose_core import pipeline
+
+    units = graph["mm"]
+    models = SimpleNamespace(image_encoder=units.image_encoder.value, vae=units.vae.value,
+                             denoiser=units.denoiser.value)
+    spec = dataclasses.replace(graph["control"], controlnet=graph["control"].controlnet.value) if control else None
+    settings = pipeline.SamplerSettings(seed=SEED, steps=STEPS, min_guidance=MIN_CFG, max_guidance=MAX_CFG,
+                                        tile_size=TILE, overlap=OVERLAP, decode_chunk_size=4, **COND)
+    library = pipeline.animate(models, graph["reference"], graph["poses"], control=spec, settings=settings)
+    frames, _ = _one_node(graph, control)
+    assert _rel(frames, library) < TOLERANCE
