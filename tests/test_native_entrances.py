@@ -19,6 +19,7 @@ TOLERANCE = 1e-4  # relative L2 on the frames (issue 14)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
@@ -125,3 +126,43 @@ def test_the_sampler_node_equals_the_library_run(graph, control):
     library = pipeline.animate(models, graph["reference"], graph["poses"], control=spec, settings=settings)
     frames, _ = _one_node(graph, control)
     assert _rel(frames, library) < TOLERANCE
+
+
+def test_interrupt_between_tiles_of_a_core_sampler(graph):
+    """The loader's MODEL checks ComfyUI's interrupt flag before every tile call (a core KSampler in
+    process has no other interrupt point: its progress bar has no server hook here)."""
+    import comfy.model_management as mm
+    import nodes as core_nodes
+
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            core_nodes.KSampler().sample(graph["model"], SEED, STEPS, MAX_CFG, "euler", "karras",
+                                         graph["positive"], graph["negative"], graph["latent"])
+    finally:
+        mm.interrupt_current_processing(False)
+
+
+def test_core_vae_decode_takes_the_sampler_latent(tiny_models_dir, graph):
+    """The MimicMotion Sampler's LATENT holds raw VAE latents, as ComfyUI's: core VAE Decode with
+    core's SVD VAE gives the frames the sampler decoded with the same VAE (one decode chunk)."""
+    import sys
+
+    import nodes as core_nodes
+
+    from host_utils import REPO
+
+    sys.path.insert(0, str(REPO / "tests" / "host_nodes"))
+    import dispose_test_nodes
+
+    with model_dirs(tiny_models_dir):
+        clip_vision, vae = dispose_test_nodes.TinyCoreSVD().load("svd_xt_1_1.safetensors")
+        units, _ = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
+                             mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="fp32", vae=vae)
+    frames, latent = call_node(
+        "DisPoseMimicMotionSampler", mimicmotion_model=units, reference_image=graph["reference"], poses=graph["poses"],
+        seed=SEED, steps=STEPS, min_guidance=MIN_CFG, max_guidance=MAX_CFG, tile_size=TILE, overlap=OVERLAP,
+        decode_chunk_size=8, **COND)
+    (core,) = core_nodes.VAEDecode().decode(vae, latent)
+    assert core.shape == (6, 64, 64, 3)
+    assert _rel(core[1:], frames) < TOLERANCE
