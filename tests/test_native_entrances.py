@@ -31,28 +31,34 @@ def graph(tiny_models_dir):
                                         mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="fp32")
         (g["cn"],) = call_node("DisPoseControlNetLoader", mimicmotion_model=g["mm"], dispose_checkpoint="DisPose.pth",
                                precision="fp32")
-    (g["control"],) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=g["cn"], motion_field=g["motion"],
-                                dense_flow=g["flow"], point_embeddings=g["points"], **STRENGTHS)
+    for key, window in (("control", {}), ("early", {"end_percent": 0.5})):  # early: the ControlNet at steps 0, 1 of 3
+        (g[key],) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=g["cn"], motion_field=g["motion"],
+                              dense_flow=g["flow"], point_embeddings=g["points"], **{**STRENGTHS, **window})
     g["positive"], g["negative"], g["latent"] = call_node(
         "DisPoseMimicMotionConditioning", mimicmotion_model=g["mm"], reference_image=g["reference"],
         poses=g["poses"], seed=SEED, **COND)
     return g
 
 
-def _one_node(graph, control: bool, **extra) -> tuple[torch.Tensor, dict]:
+def _one_node(graph, control: bool | str, **extra) -> tuple[torch.Tensor, dict]:
     return call_node("DisPoseMimicMotionSampler", mimicmotion_model=graph["mm"], reference_image=graph["reference"],
                      poses=graph["poses"], seed=SEED, steps=STEPS, min_guidance=MIN_CFG, max_guidance=MAX_CFG,
-                     tile_size=TILE, overlap=OVERLAP, decode_chunk_size=4,
-                     control=graph["control"] if control else None, **COND, **extra)
+                     tile_size=TILE, overlap=OVERLAP, decode_chunk_size=4, control=_control(graph, control),
+                     **COND, **extra)
 
 
-def _core_model(graph, control: bool):
+def _control(graph, control: bool | str):
+    """None, the full-window control (True) or a named one ("early")."""
+    return graph[control] if isinstance(control, str) else graph["control"] if control else None
+
+
+def _core_model(graph, control: bool | str):
     """Loader MODEL -> MimicMotion Tiles -> (Apply DisPose Control) -> core VideoLinearCFGGuidance."""
     from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
 
     (model,) = call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=TILE, overlap=OVERLAP)
     if control:
-        (model,) = call_node("DisPoseApplyControl", model=model, control=graph["control"])
+        (model,) = call_node("DisPoseApplyControl", model=model, control=_control(graph, control))
     return VideoLinearCFGGuidance().patch(model, MIN_CFG)[0]
 
 
@@ -62,7 +68,7 @@ def _decode(graph, latent: dict) -> torch.Tensor:
     return frames
 
 
-@pytest.mark.parametrize("control", [False, True], ids=["mimicmotion", "dispose"])
+@pytest.mark.parametrize("control", [False, True, "early"], ids=["mimicmotion", "dispose", "dispose_to_half"])
 def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
     """Core KSampler (euler, karras: the MODEL's sigma range 0.002..700) with core VideoLinearCFGGuidance
     against the MimicMotion Sampler. Same noise, honestly: the sampler's ``noise_draw=ksampler`` draws
@@ -75,11 +81,14 @@ def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
                                            graph["positive"], graph["negative"], graph["latent"])
     ours = _decode(graph, core)
     rel = _rel(ours, frames)
-    print(f"KSampler vs MimicMotion Sampler ({'DisPose' if control else 'MimicMotion'}): frames rel L2 {rel:.2e}, "
+    print(f"KSampler vs MimicMotion Sampler (control {control}): frames rel L2 {rel:.2e}, "
            f"latents {_rel(core['samples'], latent['samples']):.2e}")
     assert frames.shape == ours.shape == (5, 64, 64, 3)
     assert rel < TOLERANCE
     assert not torch.equal(latent["samples"], _one_node(graph, control)[1]["samples"])  # the noise draws differ
+    if control == "early":  # the window maps sigmas to steps: neither the full window nor no control
+        assert _rel(frames, _one_node(graph, True, noise_draw="ksampler")[0]) > 1e-3
+        assert _rel(frames, _one_node(graph, False, noise_draw="ksampler")[0]) > 1e-3
 
 
 @pytest.mark.parametrize("control", [False, True], ids=["mimicmotion", "dispose"])
