@@ -173,14 +173,15 @@ def controlnet_patcher(model: comfy.model_patcher.ModelPatcher) -> comfy.model_p
 
 def with_linear_guidance(model: comfy.model_patcher.ModelPatcher, min_guidance: float) -> comfy.model_patcher.ModelPatcher:
     """A clone with the official per-frame guidance ramp from ``min_guidance`` to the sampler's cfg over
-    all frames (what core VideoLinearCFGGuidance computes)."""
+    all frames (what core VideoLinearCFGGuidance computes; the CLI's ramp function, so both entrances
+    share it)."""
     def ramp(args: dict) -> torch.Tensor:
         cond, uncond = args["cond"], args["uncond"]
         scale = frame_guidance(min_guidance, args["cond_scale"], cond.shape[0]).to(cond.device).view(-1, 1, 1, 1)
         return uncond + scale * (cond - uncond)
 
     clone = model.clone()
-    clone.set_model_sampler_cfg_function(ramp)
+    clone.set_model_sampler_cfg_function(ramp, disable_cfg1_optimization=True)  # a max of 1 still ramps
     return clone
 
 

@@ -175,3 +175,20 @@ def test_core_vae_decode_takes_the_sampler_latent(tiny_models_dir, graph):
     (core,) = core_nodes.VAEDecode().decode(vae, latent)
     assert core.shape == (6, 64, 64, 3)
     assert _rel(core[1:], frames) < TOLERANCE
+
+
+def test_nodes_change_copies_of_the_model_only(graph):
+    """Tiles, control and the quirk switch go on clones: the loader's MODEL keeps none of them."""
+    from dispose_core import errors
+
+    (tiled,) = call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=8, overlap=3,
+                         official_batch_quirk=False)
+    (controlled,) = call_node("DisPoseApplyControl", model=tiled, control=graph["control"])
+    original = graph["model"].model_options.get("transformer_options", {})
+    assert "mimicmotion_tiles" not in original and "dispose_control_spec" not in original
+    assert "mimicmotion_batch_quirk" not in original and not graph["model"].get_additional_models()
+    options = controlled.model_options["transformer_options"]
+    assert options["mimicmotion_tiles"] == (8, 3) and options["mimicmotion_batch_quirk"] is False
+    assert controlled.model is graph["model"].model  # the same weights
+    with pytest.raises(errors.InputError, match="overlap"):
+        call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=4, overlap=4)
