@@ -54,6 +54,7 @@ def _control(graph, control: bool | str):
 
 def _core_model(graph, control: bool | str):
     """Loader MODEL -> MimicMotion Tiles -> (Apply DisPose Control) -> core VideoLinearCFGGuidance."""
+    _core_nodes()
     from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
 
     (model,) = call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=TILE, overlap=OVERLAP)
@@ -74,7 +75,7 @@ def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
     against the MimicMotion Sampler. Same noise, honestly: the sampler's ``noise_draw=ksampler`` draws
     what core KSampler draws for the seed (``comfy.sample.prepare_noise``); the sigmas differ by core's
     float32 Karras against the official float64 one."""
-    import nodes as core_nodes
+    core_nodes = _core_nodes()
 
     frames, latent = _one_node(graph, control, noise_draw="ksampler")
     (core,) = core_nodes.KSampler().sample(_core_model(graph, control), SEED, STEPS, MAX_CFG, "euler", "karras",
@@ -95,6 +96,7 @@ def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
 def test_sampler_custom_advanced_with_official_noise_equals_the_sampler(graph, control):
     """SamplerCustomAdvanced with the pack's official noise, sampler and sigmas and core's CFGGuider
     gives the one-node sampler's official run."""
+    _core_nodes()
     from comfy_extras.nodes_custom_sampler import CFGGuider, SamplerCustomAdvanced
 
     frames, latent = _one_node(graph, control)
@@ -108,6 +110,24 @@ def test_sampler_custom_advanced_with_official_noise_equals_the_sampler(graph, c
     rel = _rel(_decode(graph, out), frames)
     print(f"SamplerCustomAdvanced vs MimicMotion Sampler ({'DisPose' if control else 'MimicMotion'}): {rel:.2e}")
     assert rel < TOLERANCE
+
+
+def _core_nodes():
+    """ComfyUI's nodes.py (KSampler, VAEDecode; comfy_extras import it as ``nodes``), by file: with the
+    repo root on sys.path (the README test puts it there) ``import nodes`` would find this pack's
+    ``nodes`` package."""
+    import importlib.util
+    import sys
+
+    from host_utils import comfy_checkout
+
+    loaded = sys.modules.get("nodes")
+    if loaded is None or not hasattr(loaded, "KSampler"):
+        spec = importlib.util.spec_from_file_location("nodes", comfy_checkout() / "nodes.py")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules["nodes"] = loaded
+        spec.loader.exec_module(loaded)
+    return loaded
 
 
 def _call(node: type, **kwargs) -> tuple:
@@ -141,7 +161,7 @@ def test_interrupt_between_tiles_of_a_core_sampler(graph):
     """The loader's MODEL checks ComfyUI's interrupt flag before every tile call (a core KSampler in
     process has no other interrupt point: its progress bar has no server hook here)."""
     import comfy.model_management as mm
-    import nodes as core_nodes
+    core_nodes = _core_nodes()
 
     mm.interrupt_current_processing(True)
     try:
@@ -157,7 +177,7 @@ def test_core_vae_decode_takes_the_sampler_latent(tiny_models_dir, graph):
     core's SVD VAE gives the frames the sampler decoded with the same VAE (one decode chunk)."""
     import sys
 
-    import nodes as core_nodes
+    core_nodes = _core_nodes()
 
     from host_utils import REPO
 
