@@ -41,6 +41,17 @@ CONTROLNET_KEY = "dispose_controlnet"  # additional model key: loaded with the M
 POSE_CHUNK = DEFAULT_TILES[0]
 
 
+class Shared:
+    """A model-option value kept by reference when a MODEL is cloned: ComfyUI 0.3.64's clone deep-copies
+    the model options, which would copy the ControlNet's weights with every clone."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __deepcopy__(self, memo: dict) -> Shared:
+        return self
+
+
 class MimicMotionConfig(comfy.supported_models_base.BASE):
     """SVD's sampling and latent format; the UNet is not built by ComfyUI (ours is assigned)."""
 
@@ -146,7 +157,7 @@ def _control_run_per_sample(executor: Any, *args: Any, **kwargs: Any) -> Any:
     """OUTER_SAMPLE wrapper: a fresh ``ControlRun`` per sampling run (its features are computed on the
     first model call and dropped with the run's model options)."""
     options = executor.class_obj.model_options.setdefault("transformer_options", {})
-    spec: ControlInputs = options[CONTROL_SPEC]
+    spec: ControlInputs = options[CONTROL_SPEC].value
     options[CONTROL] = ControlRun(spec, options.get(TILES, DEFAULT_TILES)[0])
     try:
         return executor(*args, **kwargs)
@@ -160,7 +171,7 @@ def with_control(model: comfy.model_patcher.ModelPatcher, control: ControlInputs
     managed = control.controlnet
     clone = model.clone()
     clone.set_additional_models(CONTROLNET_KEY, [managed.patcher])
-    set_options(clone, {CONTROL_SPEC: dataclasses.replace(control, controlnet=managed.value)})
+    set_options(clone, {CONTROL_SPEC: Shared(dataclasses.replace(control, controlnet=managed.value))})
     clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONTROLNET_KEY,
                                _control_run_per_sample)
     return clone

@@ -210,5 +210,8 @@ def test_nodes_change_copies_of_the_model_only(graph):
     options = controlled.model_options["transformer_options"]
     assert options["mimicmotion_tiles"] == (8, 3) and options["mimicmotion_batch_quirk"] is False
     assert controlled.model is graph["model"].model  # the same weights
+    # a clone of a clone (e.g. VideoLinearCFGGuidance after it) shares the ControlNet: 0.3.64 deep-copies options
+    spec = controlled.clone().model_options["transformer_options"]["dispose_control_spec"].value
+    assert spec.controlnet is graph["cn"].value
     with pytest.raises(errors.InputError, match="overlap"):
         call_node("DisPoseMimicMotionTiles", model=graph["model"], tile_size=4, overlap=4)
