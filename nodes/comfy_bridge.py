@@ -168,21 +168,30 @@ def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.dev
     castable = all(m.castable for m in ours)
     if ours:
         mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
-    for m in ours if castable else []:  # what ComfyUI cannot cast (blend factors, PoseNet's gain) goes to the device
-        casting = [layer for layer in m.modules.modules() if isinstance(layer, comfy.ops.CastWeightBiasOp)]
-        place_other_tensors(m.modules, m.patcher.load_device, casting)
-        set_placement(m.modules, device=m.patcher.load_device)
+    for m in ours if castable else []:
+        place_castable(m.modules, m.patcher.load_device)
     return mm.get_torch_device()
+
+
+def place_castable(modules: torch.nn.Module, device: torch.device) -> None:
+    """After ComfyUI (partially) loaded ``modules`` built with ``model_ops``: what its ``comfy.ops``
+    layers cannot cast (blend factors, PoseNet's gain) goes to ``device``, where the model computes
+    whichever of their weights stayed offloaded."""
+    casting = [layer for layer in modules.modules() if isinstance(layer, comfy.ops.CastWeightBiasOp)]
+    place_other_tensors(modules, device, casting)
+    set_placement(modules, device=device)
 
 
 def unload(models: list[Managed]) -> None:
     """Offload ``models`` now (ComfyUI keeps a model loaded until another needs the memory), so the
-    next phase does not hold this one's weights: ComfyUI's ``free_memory`` on their devices, keeping
-    every other loaded model (the call and its ``keep_loaded`` argument exist in 0.3.64 and 0.33.0)."""
-    ours = {id(m.patcher) for m in models}
+    next phase does not hold this one's weights (clones of their patchers included: the same weights):
+    ComfyUI's ``free_memory`` on their devices, keeping every other loaded model (the call and its
+    ``keep_loaded`` argument exist in 0.3.64 and 0.33.0)."""
+    patchers = [m.patcher for m in models]
     loaded = list(mm.current_loaded_models)
-    others = [lm for lm in loaded if id(lm.model) not in ours]
-    for device in {lm.device for lm in loaded if id(lm.model) in ours}:
+    ours = [lm for lm in loaded if any(lm.model is p or lm.model.is_clone(p) for p in patchers)]
+    others = [lm for lm in loaded if all(lm is not o for o in ours)]
+    for device in {lm.device for lm in ours}:
         mm.free_memory(1e30, device, keep_loaded=others)
 
 
@@ -260,7 +269,8 @@ def should_stop() -> bool:
     return False
 
 
-def progress_bar(total: int = 1) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that drives ComfyUI's progress bar for this node."""
+def progress_bar(total: int = 1) -> Callable[..., None]:
+    """A ``progress(done, total, preview=None)`` callback that drives ComfyUI's progress bar for this
+    node (``preview``: a latent preview image, shown on the node)."""
     bar = comfy.utils.ProgressBar(total)
-    return lambda done, total: bar.update_absolute(done, total)
+    return lambda done, total, preview=None: bar.update_absolute(done, total, preview)
