@@ -97,13 +97,37 @@ class MimicMotionBaseModel(comfy.model_base.BaseModel):
         return tile_activation_bytes(height, width, frames, self.get_dtype(), cfg=True)
 
 
+class WrappedVideoModel(MimicMotionVideoModel):
+    """The video model with the MODEL's ``DIFFUSION_MODEL`` wrappers around each call (EasyCache's, for
+    one), run by the diffusion model itself as ComfyUI's own diffusion models do: ``BaseModel`` does not."""
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
+                control: object = None, transformer_options: dict | None = None, **kwargs: Any) -> torch.Tensor:
+        options = transformer_options if transformer_options is not None else {}
+        _refuse_channel_blind_easycache(options)
+        wrappers = comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, options)
+        return comfy.patcher_extension.WrapperExecutor.new_class_executor(super().forward, self, wrappers).execute(
+            x, timesteps, context, control, options, **kwargs)
+
+
+def _refuse_channel_blind_easycache(options: dict) -> None:
+    """ComfyUI 0.3.64's EasyCache caches the model input minus the output, keeping the input's last
+    channels where they differ: for SVD-style models (noisy latent ++ reference latent) that is the
+    reference, and its skipped steps return the wrong channels and half the batch. Later EasyCache
+    (``output_channels``) keeps the latent's."""
+    cache = options.get("easycache")
+    if type(cache).__name__ == "EasyCacheHolder" and not hasattr(cache, "output_channels"):
+        raise InputError("This ComfyUI's EasyCache does not support models that concatenate a reference latent "
+                         "(SVD, MimicMotion). Use LazyCache instead, or update ComfyUI (0.33.0 works).")
+
+
 def _place_after_load(patcher: comfy.model_patcher.ModelPatcher, *_: Any) -> None:
     bridge.place_castable(patcher.model, patcher.load_device)
 
 
 def mimicmotion_model(denoiser: Denoiser) -> comfy.model_patcher.ModelPatcher:
     """The MODEL around MimicMotion's UNet + PoseNet (the one place it is built)."""
-    video_model = MimicMotionVideoModel(denoiser.unet, denoiser.pose_net)
+    video_model = WrappedVideoModel(denoiser.unet, denoiser.pose_net)
     casting_layers(video_model)
     base = MimicMotionBaseModel(video_model)
     patcher = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
