@@ -107,6 +107,51 @@ def test_channel_blind_easycache_fails_with_our_message(graph, base_model):
         ksample(graph, cached_model, 3)
 
 
+def context_windows(model, length: int):
+    """Core Context Windows (Manual) over the frames (``dim`` 0): static windows of ``length`` frames
+    overlapping by 2, pyramid fusion, the other settings at their defaults."""
+    node = core_node("nodes_context_windows", "ContextWindowsManualNode")
+    extra = {"freenoise": False} if "freenoise" in node.execute.__code__.co_varnames else {}
+    return _call(node, model=model, context_length=length, context_overlap=2, context_schedule="standard_static",
+                 context_stride=1, closed_loop=False, fuse_method="pyramid", dim=0, **extra)[0]
+
+
+def windows_slice_poses() -> bool:
+    """Whether the context windows slice the per-frame conditioning with the latent (0.33.0)."""
+    from comfy.context_windows import IndexListContextWindow
+
+    return "total_frames" in IndexListContextWindow.__init__.__code__.co_varnames
+
+
+def test_context_windows_over_the_frames(graph, base_model):
+    """Windows of 4 of the 6 frames: two windows (0-3, 2-5) per step, each one model call of both CFG
+    halves of 4 frames, inside which the MODEL fuses its own tiles; windows as long as the video are
+    not used (the plain run's frames)."""
+    if not windows_slice_poses():
+        pytest.skip("this ComfyUI's context windows cannot slice the poses (see the next test)")
+    plain, _ = ksample(graph, base_model, 2)
+    whole, _ = ksample(graph, context_windows(base_model, FRAMES), 2)
+    windowed, calls = ksample(graph, context_windows(base_model, 4), 2)
+    print(f"context windows (4 of {FRAMES} frames): calls {calls}, frames rel L2 to the plain run "
+          f"{_rel(windowed, plain):.2e}")
+    assert calls == [2 * 4] * 4
+    assert torch.equal(whole, plain)
+    assert windowed.shape == plain.shape and bool(torch.isfinite(windowed).all())
+    assert _rel(windowed, plain) > 1e-4
+
+
+def test_context_windows_of_comfyui_0_3_64_fail_with_our_message(graph, base_model):
+    """0.3.64's windows compare one sigma per frame with the schedule (a shape error) and would give
+    every window the first window's poses: the MODEL refuses them before sampling."""
+    from dispose_core.errors import InputError
+
+    model = context_windows(base_model, 4)
+    if windows_slice_poses():
+        pytest.skip("this ComfyUI's context windows slice the poses")
+    with pytest.raises(InputError, match="Use MimicMotion Tiles for long videos"):
+        ksample(graph, model, 2)
+
+
 def test_torch_compile_model_keeps_the_frames(graph, base_model):
     """TorchCompileModel (inductor on the CPU, which needs a C compiler) gives the uncompiled frames
     within float32 tolerance."""
