@@ -42,6 +42,7 @@ LOADER_KEYS = {
     "DisPoseDIFTLoader": ("sd15",),
     "DisPoseMimicMotionLoader": ("svd", "mimicmotion"),
     "DisPoseControlNetLoader": ("dispose",),
+    "ImageOnlyCheckpointLoader": ("svd_single_file",),  # core's SVD image encoder and VAE
 }
 
 
@@ -52,7 +53,7 @@ def note_text(node_type: str) -> str | None:
         return None
     lines = ["Choose the model file(s):"]
     for key in LOADER_KEYS[node_type]:
-        m = BY_KEY[key]
+        m = BY_KEY.get(key) or FILE_ALTERNATIVES["svd"]
         kind = "folder" if m.is_dir else "file"
         lines.append(f"- {kind} {m.name} in ComfyUI/models/{m.folder}/ ({m.size}) from {m.source}")
         alt = FILE_ALTERNATIVES.get(key)
