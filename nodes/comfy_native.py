@@ -43,6 +43,17 @@ CONTROLNET_KEY = "dispose_controlnet"  # additional model key: loaded with the M
 POSE_CHUNK = DEFAULT_TILES[0]
 
 
+class Shared:
+    """A model-option value kept by reference when a MODEL is cloned: ComfyUI 0.3.64's clone deep-copies
+    the model options, which would copy the ControlNet's weights with every clone."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __deepcopy__(self, memo: dict) -> Shared:
+        return self
+
+
 class MimicMotionConfig(comfy.supported_models_base.BASE):
     """SVD's sampling and latent format; the UNet is not built by ComfyUI (ours is assigned)."""
 
@@ -188,7 +199,7 @@ def _control_run_per_sample(executor: Any, *args: Any, **kwargs: Any) -> Any:
     """OUTER_SAMPLE wrapper: a fresh ``ControlRun`` per sampling run (its features are computed on the
     first model call and dropped with the run's model options)."""
     options = executor.class_obj.model_options.setdefault("transformer_options", {})
-    spec: ControlInputs = options[CONTROL_SPEC]
+    spec: ControlInputs = options[CONTROL_SPEC].value
     options[CONTROL] = ControlRun(spec, options.get(TILES, DEFAULT_TILES)[0])
     try:
         return executor(*args, **kwargs)
@@ -202,7 +213,7 @@ def with_control(model: comfy.model_patcher.ModelPatcher, control: ControlInputs
     managed = control.controlnet
     clone = model.clone()
     clone.set_additional_models(CONTROLNET_KEY, [managed.patcher])
-    set_options(clone, {CONTROL_SPEC: dataclasses.replace(control, controlnet=managed.value)})
+    set_options(clone, {CONTROL_SPEC: Shared(dataclasses.replace(control, controlnet=managed.value))})
     clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONTROLNET_KEY,
                                _control_run_per_sample)
     return clone
@@ -215,14 +226,15 @@ def controlnet_patcher(model: comfy.model_patcher.ModelPatcher) -> comfy.model_p
 
 def with_linear_guidance(model: comfy.model_patcher.ModelPatcher, min_guidance: float) -> comfy.model_patcher.ModelPatcher:
     """A clone with the official per-frame guidance ramp from ``min_guidance`` to the sampler's cfg over
-    all frames (what core VideoLinearCFGGuidance computes)."""
+    all frames (what core VideoLinearCFGGuidance computes; the CLI's ramp function, so both entrances
+    share it)."""
     def ramp(args: dict) -> torch.Tensor:
         cond, uncond = args["cond"], args["uncond"]
         scale = frame_guidance(min_guidance, args["cond_scale"], cond.shape[0]).to(cond.device).view(-1, 1, 1, 1)
         return uncond + scale * (cond - uncond)
 
     clone = model.clone()
-    clone.set_model_sampler_cfg_function(ramp)
+    clone.set_model_sampler_cfg_function(ramp, disable_cfg1_optimization=True)  # a max of 1 still ramps
     return clone
 
 

@@ -182,7 +182,8 @@ class HybridControlNetApply(io.ComfyNode):
                 _percent("start_percent", c.start_percent, "Fraction of the steps after which control starts."),
                 _percent("end_percent", c.end_percent, "Fraction of the steps after which control stops."),
             ],
-            outputs=[Control.Output(display_name="control", tooltip="For the MimicMotion Sampler's control input.")])
+            outputs=[Control.Output(display_name="control", tooltip="For the MimicMotion Sampler's control input, or "
+                                                                    "Apply DisPose Control (core samplers).")])
 
     @classmethod
     def execute(cls, dispose_controlnet: bridge.Managed, motion_field: MotionField, dense_flow: DenseFlow,
