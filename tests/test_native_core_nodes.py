@@ -16,7 +16,8 @@ from unittest import mock
 import pytest
 import torch
 
-from test_native_entrances import MAX_CFG, SEED, _call, _core_model, _decode, _rel, graph  # noqa: F401 (fixture)
+from test_native_entrances import (MAX_CFG, SEED, _call, _core_model, _core_nodes, _decode, _rel,  # noqa: F401
+                                   graph)  # (graph: the fixture)
 
 pytestmark = pytest.mark.comfy
 FRAMES = 6  # latent frames of the graph fixture: the reference frame + 5 poses
@@ -50,10 +51,8 @@ def model_calls() -> Iterator[list[int]]:
 
 def ksample(graph, model, steps: int) -> tuple[torch.Tensor, list[int]]:
     """Core KSampler (euler, karras) on ``model`` -> (decoded frames, diffusion-model calls)."""
-    import nodes as core_nodes
-
     with model_calls() as calls:
-        (latent,) = core_nodes.KSampler().sample(model, SEED, steps, MAX_CFG, "euler", "karras", graph["positive"],
+        (latent,) = _core_nodes().KSampler().sample(model, SEED, steps, MAX_CFG, "euler", "karras", graph["positive"],
                                                  graph["negative"], graph["latent"])
     return _decode(graph, latent), calls
 
