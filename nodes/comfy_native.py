@@ -9,9 +9,11 @@ and the MimicMotion Sampler node samples it through the same ``comfy.samplers`` 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 import comfy.conds
+import comfy.context_windows
 import comfy.latent_formats
 import comfy.model_base
 import comfy.model_management as mm
@@ -108,17 +110,57 @@ class MimicMotionBaseModel(comfy.model_base.BaseModel):
         return tile_activation_bytes(height, width, frames, self.get_dtype(), cfg=True)
 
 
+class WrappedVideoModel(MimicMotionVideoModel):
+    """The video model with the MODEL's ``DIFFUSION_MODEL`` wrappers around each call (EasyCache's, for
+    one), run by the diffusion model itself as ComfyUI's own diffusion models do: ``BaseModel`` does not."""
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
+                control: object = None, transformer_options: dict | None = None, **kwargs: Any) -> torch.Tensor:
+        options = transformer_options if transformer_options is not None else {}
+        wrappers = comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, options)
+        return comfy.patcher_extension.WrapperExecutor.new_class_executor(super().forward, self, wrappers).execute(
+            x, timesteps, context, control, options, **kwargs)
+
+
+def _refuse_broken_core_nodes(executor: Any, *args: Any, **kwargs: Any) -> Any:
+    """OUTER_SAMPLE wrapper: core nodes whose version in this ComfyUI cannot sample a model whose batch is
+    the video's frames, refused before sampling with what to do instead (else a shape error deep in it).
+
+    * ComfyUI 0.3.64's EasyCache (no ``output_channels``) caches input minus output, keeping the input's
+      last channels where they differ: for SVD-style input (noisy latent ++ reference latent) that is
+      the reference, and its skipped steps return the wrong channels.
+    * ComfyUI 0.3.64's context windows (no ``total_frames``) match one sigma per batch row against the
+      schedule and leave the per-frame conditioning (the poses) unsliced.
+    """
+    options = executor.class_obj.model_options
+    cache = options.get("transformer_options", {}).get("easycache")
+    if type(cache).__name__ == "EasyCacheHolder" and not hasattr(cache, "output_channels"):
+        raise InputError("This ComfyUI's EasyCache does not support models that concatenate a reference latent "
+                         "(SVD, MimicMotion). Use LazyCache instead, or update ComfyUI (0.33.0 works).")
+    if options.get("context_handler") is not None and not _windows_slice_frames():
+        raise InputError("This ComfyUI's context windows cannot split a video whose frames are the batch (SVD, "
+                         "MimicMotion). Use MimicMotion Tiles for long videos (it bounds memory the official "
+                         "way), or update ComfyUI (0.33.0 works).")
+    return executor(*args, **kwargs)
+
+
+def _windows_slice_frames() -> bool:
+    return "total_frames" in inspect.signature(comfy.context_windows.IndexListContextWindow).parameters
+
+
 def _place_after_load(patcher: comfy.model_patcher.ModelPatcher, *_: Any) -> None:
     bridge.place_castable(patcher.model, patcher.load_device)
 
 
 def mimicmotion_model(denoiser: Denoiser) -> comfy.model_patcher.ModelPatcher:
     """The MODEL around MimicMotion's UNet + PoseNet (the one place it is built)."""
-    video_model = MimicMotionVideoModel(denoiser.unet, denoiser.pose_net)
+    video_model = WrappedVideoModel(denoiser.unet, denoiser.pose_net)
     base = MimicMotionBaseModel(video_model)
     patcher = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
                                                offload_device=mm.unet_offload_device())
     patcher.add_callback(comfy.patcher_extension.CallbacksMP.ON_LOAD, _place_after_load)
+    patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, "mimicmotion_host_checks",
+                                 _refuse_broken_core_nodes)
     set_options(patcher, {TILE_HOOKS: TileHooks(before=bridge.should_stop)})
     return patcher
 

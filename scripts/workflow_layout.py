@@ -24,8 +24,10 @@ STAGES = (
     ("Poses", "#8A8", ("DisPoseDWPoseExtract",)),
     ("Motion", "#b58b2a", ("DisPoseSparseMotionField", "DisPoseCMPDenseFlow")),
     ("Correspondence", "#a1309b", ("DisPoseDIFTPointEmbed",)),
-    ("Sampling", "#b06634", ("DisPoseHybridControlNetApply", "DisPoseMimicMotionSampler")),
-    ("Output", "#88A", ("CreateVideo", "SaveVideo")),
+    ("Sampling", "#b06634", ("DisPoseHybridControlNetApply", "DisPoseMimicMotionSampler",
+                             "DisPoseMimicMotionConditioning", "DisPoseMimicMotionTiles", "DisPoseApplyControl",
+                             "VideoLinearCFGGuidance", "KSampler")),
+    ("Output", "#88A", ("VAEDecode", "ImageFromBatch", "CreateVideo", "SaveVideo")),
 )
 MODELS = ("Models", "#8AA")  # title, colour of the loaders' group
 

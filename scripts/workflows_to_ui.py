@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dispose_core.loading.layout import BY_KEY  # noqa: E402
+from dispose_core.loading.layout import BY_KEY, SVD_SINGLE_FILE  # noqa: E402
 from dispose_core.loading.model_status import FILE_ALTERNATIVES  # noqa: E402
 from workflow_layout import lay_out  # noqa: E402
 
@@ -42,7 +42,9 @@ LOADER_KEYS = {
     "DisPoseDIFTLoader": ("sd15",),
     "DisPoseMimicMotionLoader": ("svd", "mimicmotion"),
     "DisPoseControlNetLoader": ("dispose",),
+    "ImageOnlyCheckpointLoader": (SVD_SINGLE_FILE.key,),  # core's SVD image encoder and VAE
 }
+MODEL_FILES = {**BY_KEY, SVD_SINGLE_FILE.key: SVD_SINGLE_FILE}
 
 
 def note_text(node_type: str) -> str | None:
@@ -52,7 +54,7 @@ def note_text(node_type: str) -> str | None:
         return None
     lines = ["Choose the model file(s):"]
     for key in LOADER_KEYS[node_type]:
-        m = BY_KEY[key]
+        m = MODEL_FILES[key]
         kind = "folder" if m.is_dir else "file"
         lines.append(f"- {kind} {m.name} in ComfyUI/models/{m.folder}/ ({m.size}) from {m.source}")
         alt = FILE_ALTERNATIVES.get(key)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dispose_core.loading.layout import BY_KEY, MODEL_FILES
+from dispose_core.loading.layout import BY_KEY, MODEL_FILES, SVD_SINGLE_FILE
 from dispose_core.loading.model_status import DIFFUSERS_PARTS
 from host_utils import REPO, ComfyServer, comfy_checkout, comfy_python
 from test_browser_driver import CHROMIUM, MAIN_SHOT, PACK_DIR_NAME
@@ -42,8 +42,9 @@ pytestmark = pytest.mark.browser
 
 def _models_without(root: Path, tiny: Path, missing_key: str) -> Path:
     """A models folder without one model: the tiny models (linked) where the factory writes them,
-    placeholders for the others (the panel checks presence; the real run below needs only DWPose)."""
-    for m in MODEL_FILES:
+    placeholders for the others (the panel checks presence; the real run below needs only DWPose);
+    also the SVD single file, which the KSampler workflow's loaders name."""
+    for m in MODEL_FILES + (SVD_SINGLE_FILE,):
         (root / m.folder).mkdir(parents=True, exist_ok=True)
         target = m.path_in(root)
         if m.key == missing_key:

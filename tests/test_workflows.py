@@ -16,7 +16,7 @@ from host_utils import REPO, pack_nodes, v1_info
 pytestmark = pytest.mark.comfy
 WORKFLOWS = REPO / "workflows"
 CORE = json.loads((Path(__file__).parent / "data" / "comfy_core_nodes.json").read_text())
-PAIRS = ["dispose_mimicmotion", "mimicmotion_plain", "guidance_preview"]
+PAIRS = ["dispose_mimicmotion", "mimicmotion_plain", "guidance_preview", "dispose_ksampler"]
 SEED_CONTROLS = {"fixed", "increment", "decrement", "randomize"}
 
 
