@@ -1,0 +1,239 @@
+"""The whole DisPose job on one GPU, per stage and mode, through the pack's nodes in ComfyUI.
+
+    COMFYUI_PATH=<ComfyUI checkout> python bench/gpu_check.py [--budget-s 420] [--out gpu_check.json]
+    COMFYUI_PATH=<ComfyUI checkout> python bench/gpu_check.py --smoke     # CPU, tiny widths, every mode
+
+Models: the real architectures (MimicMotion UNet + PoseNet, DisPose ControlNet, SVD VAE, CLIP ViT-H,
+SD 1.5 UNet for DIFT, CMP) with seeded random weights drawn on the device (bench/gpu/weights.py); the
+smoke run uses the tiny models' widths. DWPose is left out: poses come from keypoint JSON (DWPose
+Extract's POSE_KEYPOINT path), as no DWPose weights exist here. Each mode runs DWPose Extract,
+Sparse Motion Field, CMP Dense Flow, DIFT Point Embed, Hybrid ControlNet Apply and MimicMotion
+Sampler in-process with ComfyUI's model management; the official pipeline (lihxxx/DisPose) runs
+in its own environment when ``DISPOSE_REF`` names its sources (bench/gpu/official.py).
+See bench/gpu/README.md for the one device call.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+import torch  # noqa: E402
+
+from bench.gpu import official  # noqa: E402
+from bench.gpu.memory_model import phase_estimates  # noqa: E402
+from bench.gpu.modes import (MODES, OVERLAP, SMOKE_FRAMES, SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS,  # noqa: E402
+                             SMOKE_TILE, STEPS, TILE, Mode, missing_feature)
+from bench.gpu.report import STAGES, format_table  # noqa: E402
+
+GIB = 2**30
+PHASES = ("cmp", "dift", "encode", "sample", "decode")
+
+
+def activate_comfy(checkout: Path, cpu: bool) -> None:
+    """Import ComfyUI from ``checkout`` in this process (its own modules first on sys.path)."""
+    sys.path.insert(0, str(checkout))
+    from comfy.cli_args import args
+
+    args.cpu = cpu  # before comfy.model_management is imported
+    import comfy.model_management  # noqa: F401
+
+
+class Clock:
+    """Wall time and peak GPU memory of named regions (synchronised; memory only on CUDA)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.seconds: dict[str, float] = {}
+        self.peak: dict[str, dict[str, int | None]] = {}
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    @contextmanager
+    def region(self, name: str):
+        self._sync()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        yield
+        self._sync()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        self.peak[name] = ({"allocated": torch.cuda.max_memory_allocated(), "reserved": torch.cuda.max_memory_reserved()}
+                           if self.cuda else {"allocated": None, "reserved": None})
+
+
+def timed(clock: Clock, name: str, fn):
+    def wrapper(*args, **kwargs):
+        with clock.region(name):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@contextmanager
+def usable_vram(gib: float | None, device: torch.device):
+    """Low-VRAM mode: ComfyUI keeps all but ``gib`` free (what ``--reserve-vram`` sets), so it partially loads."""
+    import comfy.model_management as mm
+
+    if gib is None or device.type != "cuda":
+        yield
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    with mock.patch.object(mm, "EXTRA_RESERVED_VRAM", max(0, total - int(gib * GIB))):
+        yield
+
+
+def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes) -> dict:
+    """One job through the nodes; per stage seconds and peak memory, per phase the estimate."""
+    import dispose_core.sampling.sampler as sampler_module
+    from dispose_core.image import target_size
+    from dispose_core.sample import make_sample
+    from host_utils import call_node
+
+    bridge = sys.modules["comfyui_dispose_pack.nodes.comfy_bridge"]
+    resolution, frames = sizes["resolution"], sizes["frames"]
+    height, width = target_size(1024, 576, resolution)
+    clock = Clock(device)
+    sample = make_sample(num_frames=frames, ref_height=1024, ref_width=576, resolution=resolution)
+    ref = torch.from_numpy(sample.reference).float()[None] / 255
+    with clock.region("load"):
+        (units,) = call_node("DisPoseMimicMotionLoader", svd_folder=nodes.svd, mimicmotion_checkpoint=nodes.mimicmotion,
+                             precision=mode.precision, weight_dtype=mode.weight_dtype)
+        controlnet = cmp_model = dift = None
+        if mode.dispose:
+            (controlnet,) = call_node("DisPoseControlNetLoader", mimicmotion_model=units,
+                                      dispose_checkpoint=nodes.dispose, precision=mode.precision)
+            (cmp_model,) = call_node("DisPoseCMPLoader", cmp_checkpoint=nodes.cmp, precision=mode.precision)
+            (dift,) = call_node("DisPoseDIFTLoader", sd15_folder=nodes.sd15, precision=mode.precision)
+    poses, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=ref, resolution=resolution, align=True,
+                               pose_keypoint=sample.pose_keypoint, sample_stride=1)
+    control = None
+    with clock.region("job"):
+        if mode.dispose:
+            motion, _ = call_node("DisPoseSparseMotionField", poses=poses, kernel_size=199, sigma=20.0)
+            with clock.region("cmp"):
+                flow, _ = call_node("DisPoseCMPDenseFlow", cmp_model=cmp_model, reference_image=ref, poses=poses,
+                                    batch_size=4)
+            with clock.region("dift"):
+                points, _ = call_node("DisPoseDIFTPointEmbed", dift_model=dift, reference_image=ref, poses=poses,
+                                      ensemble_size=1, seed=0)
+            (control,) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=controlnet, motion_field=motion,
+                                   dense_flow=flow, point_embeddings=points, strength=1.0, motion_strength=1.0,
+                                   point_strength=1.0, start_percent=0.0, end_percent=1.0)
+        stages = {"encode": "encode_reference", "sample": "denoise_latents", "decode": "decode_frames"}
+        with mock.patch.multiple(sampler_module, **{fn: timed(clock, stage, getattr(sampler_module, fn))
+                                                    for stage, fn in stages.items()}):
+            (video,) = call_node("DisPoseMimicMotionSampler", mimicmotion_model=units, reference_image=ref, poses=poses,
+                                 seed=42, steps=sizes["steps"], min_guidance=2.0, max_guidance=2.0, noise_aug=0.0,
+                                 fps=7, motion_bucket_id=127, tile_size=sizes["tile"], overlap=sizes["overlap"],
+                                 decode_chunk_size=8, control=control)
+    if tuple(video.shape[:3]) != (frames, height, width):
+        raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
+                           f"of {height}x{width}")
+    estimate = phase_estimates(units, controlnet.value if controlnet else None, height=height, width=width,
+                               tile=sizes["tile"], decode_chunk=8, cfg=True, vae_memory=bridge.vae_memory)
+    s = clock.seconds
+    return {
+        "status": "ran", "height": height, "width": width, "frames": frames, "steps": sizes["steps"],
+        "seconds": {k: s.get(k) for k in STAGES + ("load",)},
+        "s_per_step": s["sample"] / sizes["steps"], "s_per_frame": {k: (s[k] / frames if k in s else None)
+                                                                    for k in ("sample", "job")},
+        "peak_bytes": {p: clock.peak.get(p) for p in PHASES},
+        "estimate_bytes": estimate,
+    }
+
+
+class ModelNames:
+    """The file and folder names the loader nodes are given (files of the tiny model folder)."""
+
+    def __init__(self):
+        from dispose_core.loading.layout import BY_KEY
+
+        self.svd, self.sd15 = BY_KEY["svd"].name, BY_KEY["sd15"].name
+        self.mimicmotion, self.dispose, self.cmp = (BY_KEY[k].name for k in ("mimicmotion", "dispose", "cmp"))
+
+
+def node_outputs() -> dict[str, list[str]]:
+    from host_utils import pack_nodes
+
+    return {node_id: [o.io_type for o in cls.GET_SCHEMA().outputs] for node_id, cls in pack_nodes().items()}
+
+
+def environment(device: torch.device) -> dict:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda, "date": time.strftime("%Y-%m-%d"),
+            "total_bytes": torch.cuda.get_device_properties(device).total_memory if gpu else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny widths, every mode (CI)")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="stop adding modes when this runs low")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_check.json")
+    args = parser.parse_args()
+    checkout = os.environ.get("COMFYUI_PATH")
+    if not checkout:
+        parser.error("set COMFYUI_PATH to a ComfyUI checkout (bench/gpu/README.md)")
+    started = time.perf_counter()
+    device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    activate_comfy(Path(checkout), cpu=device.type == "cpu")
+
+    from bench.gpu.weights import random_weights, real_widths, tiny_widths
+    from dispose_core.tiny import write_all
+    from host_utils import model_dirs
+
+    models_dir = Path(tempfile.mkdtemp(prefix="gpu_check_models_"))
+    write_all(models_dir, only=["svd", "mimicmotion", "dispose", "cmp", "sd15"])  # names for the loaders
+    widths = tiny_widths(models_dir) if args.smoke else real_widths()
+    outputs = node_outputs()
+    result = {"smoke": args.smoke, "environment": environment(device), "budget_s": args.budget_s, "modes": {}}
+    per_frame_pixel = None  # seconds per frame-pixel of the first mode, to predict the next ones
+    with model_dirs(models_dir), random_weights(widths, device):
+        for mode in MODES:
+            sizes = {"resolution": mode.resolution, "frames": mode.frames, "steps": STEPS, "tile": TILE,
+                     "overlap": OVERLAP}
+            if args.smoke:
+                sizes = {"resolution": SMOKE_RESOLUTION[mode.resolution], "frames": SMOKE_FRAMES[mode.frames],
+                         "steps": SMOKE_STEPS, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP}
+            entry = {"mode": mode.__dict__.copy()}
+            reason = missing_feature(mode, outputs)
+            predicted = per_frame_pixel * mode.frames * mode.resolution ** 2 if per_frame_pixel else 0.0
+            left = args.budget_s - (time.perf_counter() - started)
+            if reason is None and predicted * (2 if mode.official else 1) > left:
+                reason = f"budget: {left:.0f} s left, about {predicted:.0f} s needed"
+            if reason:
+                entry |= {"status": f"skipped: {reason}"}
+            else:
+                with usable_vram(mode.usable_gib, device):
+                    entry["ours"] = run_mode(mode, sizes, device, ModelNames())
+                entry["status"] = "ran"
+                job = entry["ours"]["seconds"]["job"] + entry["ours"]["seconds"]["load"]
+                per_frame_pixel = per_frame_pixel or job / (mode.frames * mode.resolution ** 2)
+                if mode.official:
+                    entry["official"] = official.run(mode, sizes, widths, device)
+            result["modes"][mode.name] = entry
+            print(f"[{time.perf_counter() - started:6.1f} s] {mode.name}: {entry['status']}", flush=True)
+    result["elapsed_s"] = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    print(format_table(result))
+    if official.availability():
+        print(f"OFFICIAL COLUMN SKIPPED: {official.availability()}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
