@@ -42,6 +42,10 @@ PHASES = ("cmp", "dift", "encode", "sample", "decode")
 
 def activate_comfy(checkout: Path, cpu: bool) -> None:
     """Import ComfyUI from ``checkout`` in this process (its own modules first on sys.path)."""
+    from bench.gpu.standins import install_missing
+
+    for name in install_missing():
+        print(f"{name} is not installed: a stand-in module takes its place (bench/gpu/standins.py)")
     sys.path.insert(0, str(checkout))
     from comfy.cli_args import args
 
