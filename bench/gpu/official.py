@@ -3,7 +3,8 @@
 Its sources are never committed (no licence): ``bash bench/gpu/prepare.sh`` copies them into the
 ignored carry folder, and ``DISPOSE_REF`` names them. Its pinned environment is the interpreter named
 by ``DISPOSE_REF_PYTHON`` (``prepare.sh --cpu`` builds one here; on the device the carried wheels are
-installed into their own ``--target`` folder). Without both, the official column is skipped, and
+installed into their own ``--target`` folder, named by ``DISPOSE_REF_SITE``, put first on the
+official subprocess's PYTHONPATH, with the device's python3 as ``DISPOSE_REF_PYTHON``). Without both, the official column is skipped, and
 :func:`availability` says so in one line.
 """
 from __future__ import annotations
