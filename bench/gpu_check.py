@@ -31,9 +31,11 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import torch  # noqa: E402
 
 from bench.gpu import official  # noqa: E402
+from bench.gpu.clock import Clock  # noqa: E402
 from bench.gpu.memory_model import phase_estimates  # noqa: E402
-from bench.gpu.modes import (MODES, OVERLAP, SMOKE_FRAMES, SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS,  # noqa: E402
-                             SMOKE_TILE, STEPS, TILE, Mode, missing_feature)
+from bench.gpu.modes import (MODES, OVERLAP, SETTINGS, SMOKE_DIFT_ENSEMBLE, SMOKE_FRAMES,  # noqa: E402
+                             SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS, SMOKE_TILE, STEPS, TILE, Mode,
+                             missing_feature)
 from bench.gpu.report import STAGES, format_table  # noqa: E402
 
 GIB = 2**30
@@ -53,38 +55,6 @@ def activate_comfy(checkout: Path, cpu: bool) -> None:
     import comfy.model_management  # noqa: F401
 
 
-class Clock:
-    """Wall time and peak GPU memory of named regions (synchronised; memory only on CUDA)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.seconds: dict[str, float] = {}
-        self.peak: dict[str, dict[str, int | None]] = {}
-
-    def _sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-
-    @contextmanager
-    def region(self, name: str):
-        self._sync()
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        yield
-        self._sync()
-        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-        self.peak[name] = ({"allocated": torch.cuda.max_memory_allocated(), "reserved": torch.cuda.max_memory_reserved()}
-                           if self.cuda else {"allocated": None, "reserved": None})
-
-
-def timed(clock: Clock, name: str, fn):
-    def wrapper(*args, **kwargs):
-        with clock.region(name):
-            return fn(*args, **kwargs)
-    return wrapper
-
-
 @contextmanager
 def usable_vram(gib: float | None, device: torch.device):
     """Low-VRAM mode: ComfyUI keeps all but ``gib`` free (what ``--reserve-vram`` sets), so it partially loads."""
@@ -98,19 +68,29 @@ def usable_vram(gib: float | None, device: torch.device):
         yield
 
 
-def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes) -> dict:
-    """One job through the nodes; per stage seconds and peak memory, per phase the estimate."""
-    import dispose_core.sampling.sampler as sampler_module
-    from dispose_core.image import target_size
+def job_inputs(sizes: dict):
+    """The job's reference IMAGE (portrait 1024x576 sample) and its poses from DWPose Extract
+    (keypoint JSON input: no DWPose weights here), the same for ours and the official run."""
     from dispose_core.sample import make_sample
     from host_utils import call_node
 
-    bridge = sys.modules["comfyui_dispose_pack.nodes.comfy_bridge"]
-    resolution, frames = sizes["resolution"], sizes["frames"]
-    height, width = target_size(1024, 576, resolution)
-    clock = Clock(device)
-    sample = make_sample(num_frames=frames, ref_height=1024, ref_width=576, resolution=resolution)
+    sample = make_sample(num_frames=sizes["frames"], ref_height=1024, ref_width=576, resolution=sizes["resolution"])
     ref = torch.from_numpy(sample.reference).float()[None] / 255
+    poses, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=ref, resolution=sizes["resolution"], align=True,
+                               pose_keypoint=sample.pose_keypoint, sample_stride=1)
+    return ref, poses
+
+
+def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Tensor, poses) -> dict:
+    """One job through the nodes; per stage seconds and peak memory, per phase the estimate."""
+    import dispose_core.sampling.sampler as sampler_module
+    from dispose_core.image import target_size
+    from host_utils import call_node
+
+    bridge = sys.modules["comfyui_dispose_pack.nodes.comfy_bridge"]
+    frames = sizes["frames"]
+    height, width = target_size(1024, 576, sizes["resolution"])
+    clock = Clock(device)
     with clock.region("load"):
         (units,) = call_node("DisPoseMimicMotionLoader", svd_folder=nodes.svd, mimicmotion_checkpoint=nodes.mimicmotion,
                              precision=mode.precision, weight_dtype=mode.weight_dtype)
@@ -120,33 +100,34 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes) -> dict:
                                       dispose_checkpoint=nodes.dispose, precision=mode.precision)
             (cmp_model,) = call_node("DisPoseCMPLoader", cmp_checkpoint=nodes.cmp, precision=mode.precision)
             (dift,) = call_node("DisPoseDIFTLoader", sd15_folder=nodes.sd15, precision=mode.precision)
-    poses, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=ref, resolution=resolution, align=True,
-                               pose_keypoint=sample.pose_keypoint, sample_stride=1)
     control = None
     with clock.region("job"):
         if mode.dispose:
-            motion, _ = call_node("DisPoseSparseMotionField", poses=poses, kernel_size=199, sigma=20.0)
+            motion, _ = call_node("DisPoseSparseMotionField", poses=poses, kernel_size=SETTINGS["kernel_size"],
+                                  sigma=SETTINGS["sigma"])
             with clock.region("cmp"):
                 flow, _ = call_node("DisPoseCMPDenseFlow", cmp_model=cmp_model, reference_image=ref, poses=poses,
                                     batch_size=4)
             with clock.region("dift"):
                 points, _ = call_node("DisPoseDIFTPointEmbed", dift_model=dift, reference_image=ref, poses=poses,
-                                      ensemble_size=1, seed=0)
+                                      ensemble_size=sizes["ensemble"], seed=0)
             (control,) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=controlnet, motion_field=motion,
                                    dense_flow=flow, point_embeddings=points, strength=1.0, motion_strength=1.0,
                                    point_strength=1.0, start_percent=0.0, end_percent=1.0)
         stages = {"encode": "encode_reference", "sample": "denoise_latents", "decode": "decode_frames"}
-        with mock.patch.multiple(sampler_module, **{fn: timed(clock, stage, getattr(sampler_module, fn))
+        with mock.patch.multiple(sampler_module, **{fn: clock.timed(stage, getattr(sampler_module, fn))
                                                     for stage, fn in stages.items()}):
             (video,) = call_node("DisPoseMimicMotionSampler", mimicmotion_model=units, reference_image=ref, poses=poses,
-                                 seed=42, steps=sizes["steps"], min_guidance=2.0, max_guidance=2.0, noise_aug=0.0,
-                                 fps=7, motion_bucket_id=127, tile_size=sizes["tile"], overlap=sizes["overlap"],
-                                 decode_chunk_size=8, control=control)
+                                 seed=SETTINGS["seed"], steps=sizes["steps"], min_guidance=SETTINGS["guidance"],
+                                 max_guidance=SETTINGS["guidance"], noise_aug=SETTINGS["noise_aug"],
+                                 fps=SETTINGS["fps"], motion_bucket_id=SETTINGS["motion_bucket_id"],
+                                 tile_size=sizes["tile"], overlap=sizes["overlap"],
+                                 decode_chunk_size=SETTINGS["decode_chunk"], control=control)
     if tuple(video.shape[:3]) != (frames, height, width):
         raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
                            f"of {height}x{width}")
     estimate = phase_estimates(units, controlnet.value if controlnet else None, height=height, width=width,
-                               tile=sizes["tile"], decode_chunk=8, cfg=True, vae_memory=bridge.vae_memory)
+                               tile=sizes["tile"], decode_chunk=SETTINGS["decode_chunk"], cfg=True, vae_memory=bridge.vae_memory)
     s = clock.seconds
     return {
         "status": "ran", "height": height, "width": width, "frames": frames, "steps": sizes["steps"],
@@ -156,6 +137,27 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes) -> dict:
         "peak_bytes": {p: clock.peak.get(p) for p in PHASES},
         "estimate_bytes": estimate,
     }
+
+
+def run_official(mode: Mode, sizes: dict, ref: torch.Tensor, poses, checkpoints, models_dir: Path,
+                 device: torch.device, timeout_s: float) -> dict:
+    """The official pipeline on the same job, weights and settings (bench/gpu/official.py), or why not."""
+    from dispose_core.loading.layout import BY_KEY
+    from dispose_core.pipeline import reference_on_canvas
+
+    if official.availability():
+        return {"status": f"skipped: {official.availability()}"}
+    import comfy.model_management as mm
+
+    mm.unload_all_models()  # the official process gets the GPU to itself
+    mm.soft_empty_cache()
+    reference = (reference_on_canvas(ref, poses) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    weights = models_dir / "official_weights"
+    official.write_weights(weights, checkpoints)
+    job = official.write_job(models_dir / f"official_{mode.name}", reference=reference, poses=poses, sizes=sizes,
+                             settings=SETTINGS, checkpoints=checkpoints, precision=mode.precision,
+                             tokenizer=models_dir / "diffusers" / BY_KEY["sd15"].name / "tokenizer")
+    return official.run(job, weights, device, timeout_s)
 
 
 class ModelNames:
@@ -195,6 +197,7 @@ def main() -> int:
     activate_comfy(Path(checkout), cpu=device.type == "cpu")
 
     from bench.gpu.weights import random_weights, real_widths, tiny_widths
+    from dispose_core.pipeline import DIFT_ENSEMBLE_SIZE
     from dispose_core.tiny import write_all
     from host_utils import model_dirs
 
@@ -204,13 +207,14 @@ def main() -> int:
     outputs = node_outputs()
     result = {"smoke": args.smoke, "environment": environment(device), "budget_s": args.budget_s, "modes": {}}
     per_frame_pixel = None  # seconds per frame-pixel of the first mode, to predict the next ones
-    with model_dirs(models_dir), random_weights(widths, device):
+    with model_dirs(models_dir), random_weights(widths, device) as checkpoints:
         for mode in MODES:
             sizes = {"resolution": mode.resolution, "frames": mode.frames, "steps": STEPS, "tile": TILE,
-                     "overlap": OVERLAP}
+                     "overlap": OVERLAP, "ensemble": DIFT_ENSEMBLE_SIZE}
             if args.smoke:
                 sizes = {"resolution": SMOKE_RESOLUTION[mode.resolution], "frames": SMOKE_FRAMES[mode.frames],
-                         "steps": SMOKE_STEPS, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP}
+                         "steps": SMOKE_STEPS, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP,
+                         "ensemble": SMOKE_DIFT_ENSEMBLE}
             entry = {"mode": mode.__dict__.copy()}
             reason = missing_feature(mode, outputs)
             predicted = per_frame_pixel * mode.frames * mode.resolution ** 2 if per_frame_pixel else 0.0
@@ -220,13 +224,16 @@ def main() -> int:
             if reason:
                 entry |= {"status": f"skipped: {reason}"}
             else:
+                ref, poses = job_inputs(sizes)
                 with usable_vram(mode.usable_gib, device):
-                    entry["ours"] = run_mode(mode, sizes, device, ModelNames())
+                    entry["ours"] = run_mode(mode, sizes, device, ModelNames(), ref, poses)
                 entry["status"] = "ran"
                 job = entry["ours"]["seconds"]["job"] + entry["ours"]["seconds"]["load"]
                 per_frame_pixel = per_frame_pixel or job / (mode.frames * mode.resolution ** 2)
                 if mode.official:
-                    entry["official"] = official.run(mode, sizes, widths, device)
+                    left = args.budget_s - (time.perf_counter() - started)
+                    entry["official"] = run_official(mode, sizes, ref, poses, checkpoints, models_dir, device,
+                                                     timeout_s=max(left, 60.0))
             result["modes"][mode.name] = entry
             print(f"[{time.perf_counter() - started:6.1f} s] {mode.name}: {entry['status']}", flush=True)
     result["elapsed_s"] = time.perf_counter() - started
@@ -235,6 +242,9 @@ def main() -> int:
     print(format_table(result))
     if official.availability():
         print(f"OFFICIAL COLUMN SKIPPED: {official.availability()}")
+    for name, entry in result["modes"].items():
+        if entry.get("official", {}).get("status", "ran").startswith("failed"):
+            print(f"OFFICIAL {name}: {entry['official']['status']}")
     print(f"wrote {args.out}")
     return 0
 

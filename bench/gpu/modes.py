@@ -11,6 +11,10 @@ STEPS, TILE, OVERLAP = 25, 16, 6  # the official inference settings (configs/tes
 SMOKE_STEPS, SMOKE_TILE, SMOKE_OVERLAP = 2, 4, 1
 SMOKE_RESOLUTION = {576: 64, 768: 128}  # tiny widths: DWPose Extract resolution 64 -> 64x64 frames
 SMOKE_FRAMES = {16: 4, 72: 6}
+SMOKE_DIFT_ENSEMBLE = 1  # the GPU run uses the official ensemble of 8 (the node's default)
+# the rest of the official run's settings (configs/test.yaml, inference_ctrl.py), for ours and the official
+SETTINGS = {"seed": 42, "guidance": 2.0, "noise_aug": 0.0, "fps": 7, "motion_bucket_id": 127, "decode_chunk": 8,
+            "kernel_size": 199, "sigma": 20.0}
 NATIVE_MODEL = "needs the native MODEL (issue 14)"
 
 

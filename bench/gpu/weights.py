@@ -104,25 +104,34 @@ class RandomSVD(svd.SVDSource):
     scheduler_config: dict
     feature_extractor_config: dict
     device: torch.device
+    drawn: dict = field(default_factory=dict, compare=False, repr=False)  # RandomCheckpoints.drawn
     vae_file: Path = Path("random-weights")
     image_encoder_file: Path = Path("random-weights")
 
     @classmethod
-    def of(cls, widths: Widths, device: torch.device) -> "RandomSVD":
-        return cls(**{f"{k}_config": v for k, v in widths.svd.items()}, device=device)
+    def of(cls, widths: Widths, device: torch.device, drawn: dict | None = None) -> "RandomSVD":
+        return cls(**{f"{k}_config": v for k, v in widths.svd.items()}, device=device,
+                   drawn=drawn if drawn is not None else {})
 
     def read_vae(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
-        return random_state(expected, SEED + 1, self.device)
+        self.drawn["svd_vae"] = random_state(expected, SEED + 1, self.device)
+        return dict(self.drawn["svd_vae"])
 
     def read_image_encoder(self, expected: Mapping[str, torch.Size]) -> dict[str, torch.Tensor]:
-        return random_state(expected, SEED + 2, self.device)
+        self.drawn["svd_image_encoder"] = random_state(expected, SEED + 2, self.device)
+        return dict(self.drawn["svd_image_encoder"])
 
 
 class RandomCheckpoints:
-    """The state dict each checkpoint file would hold, by file name, drawn once and kept."""
+    """The state dict each checkpoint file would hold, by file name, drawn once and kept.
+
+    ``drawn`` keeps the state dicts handed to the SVD and SD 1.5 loaders (``svd_vae``,
+    ``svd_image_encoder``, ``sd15_unet``, ...), so the official comparator gets the very same tensors.
+    """
 
     def __init__(self, widths: Widths, device: torch.device):
         self.widths, self.device = widths, device
+        self.drawn: dict[str, dict[str, torch.Tensor]] = {}
 
     def _mimicmotion(self) -> dict[str, torch.Tensor]:
         unet_config = self.widths.svd["unet"]
@@ -159,7 +168,8 @@ class RandomCheckpoints:
                  "vae": lambda: AutoencoderKL.from_config(dict(config)),
                  "text_encoder": lambda: CLIPTextModel(CLIPTextConfig.from_dict(dict(config)))}[sub]
         expected = {k: v for k, v in _meta(build).items() if not k.endswith("position_ids")}
-        return config, random_state(expected, SEED + 7 + len(sub), self.device), Path("random-weights")
+        self.drawn[f"sd15_{sub}"] = random_state(expected, SEED + 7 + len(sub), self.device)
+        return config, dict(self.drawn[f"sd15_{sub}"]), Path("random-weights")
 
 
 _READ_CHECKPOINT = checkpoint.read_checkpoint
@@ -172,6 +182,6 @@ def random_weights(widths: Widths, device: torch.device) -> Iterator[RandomCheck
     with ExitStack() as stack:
         for module in (checkpoint, mimicmotion, dispose, cmp, sd15):
             stack.enter_context(mock.patch.object(module, "read_checkpoint", checkpoints.read))
-        stack.enter_context(mock.patch.object(mimicmotion, "read_svd", lambda path, dtype: RandomSVD.of(widths, device)))
+        stack.enter_context(mock.patch.object(mimicmotion, "read_svd", lambda path, dtype: RandomSVD.of(widths, device, checkpoints.drawn)))
         stack.enter_context(mock.patch.object(sd15, "_component", checkpoints.sd15_component))
         yield checkpoints
