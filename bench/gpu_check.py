@@ -127,7 +127,8 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
         raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
                            f"of {height}x{width}")
     estimate = phase_estimates(units, controlnet.value if controlnet else None, height=height, width=width,
-                               tile=sizes["tile"], decode_chunk=SETTINGS["decode_chunk"], cfg=True, vae_memory=bridge.vae_memory)
+                               tile=sizes["tile"], decode_chunk=SETTINGS["decode_chunk"], cfg=True,
+                               vae_memory=bridge.vae_memory)
     s = clock.seconds
     return {
         "status": "ran", "height": height, "width": width, "frames": frames, "steps": sizes["steps"],

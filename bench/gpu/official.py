@@ -26,7 +26,6 @@ from safetensors.torch import save_file
 
 PINNED_COMMIT = "c38ab1329c756ab18fd0cdf8a49b915986ae37e6"  # the commit the golden cases were made with
 DRIVER = Path(__file__).resolve().parent / "official_driver.py"
-STAGE_FIELDS = ("cmp", "dift", "encode", "sample", "decode", "job", "load")
 WEIGHT_FILES = ("mimicmotion", "dispose", "cmp", "svd_vae", "svd_image_encoder", "sd15_unet", "sd15_vae",
                 "sd15_text_encoder")
 

@@ -41,7 +41,6 @@ from unittest import mock
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -153,7 +152,8 @@ def build_pipeline(job: dict, weights: Path, report: dict):
     controlnet = ControlNetSVDModel.from_unet(models.unet,
                                               conditioning_embedding_out_channels=tuple(dims["motion_channels"]))
     official_adapter = (OFFICIAL_POINT_WIDTH, [320, 640, 1280, 1280], 128)
-    tiny_adapter = (dims["point_embedding_channels"], list(models.unet.config.block_out_channels), dims["point_mid_dim"])
+    tiny_adapter = (dims["point_embedding_channels"], list(models.unet.config.block_out_channels),
+                    dims["point_mid_dim"])
     if tiny_adapter != official_adapter:
         controlnet.point_adapter = PointAdapter(embedding_channels=tiny_adapter[0], channels=tiny_adapter[1],
                                                 mid_dim=tiny_adapter[2])

@@ -182,6 +182,7 @@ def random_weights(widths: Widths, device: torch.device) -> Iterator[RandomCheck
     with ExitStack() as stack:
         for module in (checkpoint, mimicmotion, dispose, cmp, sd15):
             stack.enter_context(mock.patch.object(module, "read_checkpoint", checkpoints.read))
-        stack.enter_context(mock.patch.object(mimicmotion, "read_svd", lambda path, dtype: RandomSVD.of(widths, device, checkpoints.drawn)))
+        stack.enter_context(mock.patch.object(mimicmotion, "read_svd",
+                                              lambda path, dtype: RandomSVD.of(widths, device, checkpoints.drawn)))
         stack.enter_context(mock.patch.object(sd15, "_component", checkpoints.sd15_component))
         yield checkpoints
