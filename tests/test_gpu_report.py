@@ -18,7 +18,9 @@ SAMPLE = {
                                     "decode": None},
                      "estimate_bytes": {"encode": 2 * GIB, "sample": 10 * GIB, "decode": 3 * GIB}},
             "official": {"status": "ran", "seconds": {"cmp": 3.0, "dift": 1.0, "encode": 1.0, "sample": 100.0,
-                                                      "decode": 8.0, "job": 113.0}},
+                                                      "decode": 8.0, "job": 113.0},
+                         "peak_bytes": {"cmp": None, "dift": None, "encode": None, "decode": None,
+                                        "sample": {"allocated": 20 * GIB, "reserved": 22 * GIB}}},
         },
         "dispose-bf16-compile": {"status": "skipped: needs the native MODEL (issue 14)"},
     },
@@ -31,7 +33,7 @@ def test_stage_and_memory_rows_from_a_sample_run():
     assert "| dispose-fp16 | 1024x576x16 | 1.50 (3.00) | 0.25 (1.00) | 0.50 (1.00) | 50.00 (100.00) | 4.00 (8.00) " \
            "| 56.25 (113.00) | 2.000 | 3.516 |" in lines
     assert "| dispose-bf16-compile | skipped: needs the native MODEL (issue 14) |" + " |" * 8 in lines
-    assert "| dispose-fp16 | 1.00/2.00 est - | -/- est - | -/- est 2.00 | 12.00/14.00 est 10.00 (1.20) " \
+    assert "| dispose-fp16 | 1.00/2.00 est - | -/- est - | -/- est 2.00 | 12.00/14.00 est 10.00 (1.20) [20.00/22.00] " \
            "| -/- est 3.00 |" in lines
 
 

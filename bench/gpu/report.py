@@ -46,18 +46,23 @@ def stage_rows(result: dict) -> list[str]:
 
 
 def memory_rows(result: dict) -> list[str]:
-    """Markdown rows: mode | per phase peak allocated / reserved GiB and measured/estimated."""
-    rows = ["| mode | " + " | ".join(f"{p} GiB alloc/reserved, est (meas/est)" for p in PHASES) + " |",
+    """Markdown rows: mode | per phase peak allocated / reserved GiB and measured/estimated, then the
+    official run's peak where it measured one."""
+    rows = ["| mode | " + " | ".join(f"{p} GiB alloc/reserved, est (meas/est) [official]" for p in PHASES) + " |",
             "|" + " --- |" * (len(PHASES) + 1)]
     for name, entry in result["modes"].items():
         ours = entry.get("ours")
         if not ours:
             continue
+        official = (entry.get("official") or {}).get("peak_bytes") or {}
         cells = []
         for p in PHASES:
             peak, est = ours["peak_bytes"].get(p) or {}, ours["estimate_bytes"].get(p)
             ratio = f" ({peak['allocated'] / est:.2f})" if est and peak.get("allocated") else ""
-            cells.append(f"{_gib(peak.get('allocated'))}/{_gib(peak.get('reserved'))} est {_gib(est)}{ratio}")
+            theirs = official.get(p) or {}
+            measured = (f" [{_gib(theirs['allocated'])}/{_gib(theirs.get('reserved'))}]"
+                        if theirs.get("allocated") is not None else "")
+            cells.append(f"{_gib(peak.get('allocated'))}/{_gib(peak.get('reserved'))} est {_gib(est)}{ratio}{measured}")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 
