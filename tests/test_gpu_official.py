@@ -46,5 +46,6 @@ def test_smoke_fills_the_official_column(tmp_path):
     # every official module got every one of our tensors, none left at its random init
     assert set(off["weights"]) == COMPONENTS
     assert all(v == {"missing": 0, "unexpected": 0} for v in off["weights"].values()), off["weights_unmatched"]
+    assert off["finite"]
     row = re.search(r"^\| dispose-fp16 \| 64x64x4 \| (.*)$", proc.stdout, re.M).group(1)
     assert len(re.findall(r"\d+\.\d\d \(\d+\.\d\d\)", row)) == len(STAGES), row
