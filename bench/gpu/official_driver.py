@@ -310,6 +310,9 @@ def main() -> int:
     job = json.loads((args.job / "job.json").read_text())
     device = torch.device(args.device)
 
+    # accelerate only serves from_pretrained / offload hooks, which this job does not use: hidden, so the
+    # device (which has accelerate 1.x) runs the same code paths as the CPU environment (which has none)
+    sys.modules["accelerate"] = None
     import diffusers  # noqa: F401  (before the stand-ins: it must keep seeing torchvision as absent)
     import transformers  # noqa: F401
     from safetensors.torch import load_file
