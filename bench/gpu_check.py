@@ -157,7 +157,7 @@ def run_official(mode: Mode, sizes: dict, ref: torch.Tensor, poses, checkpoints,
     official.write_weights(weights, checkpoints)
     job = official.write_job(models_dir / f"official_{mode.name}", reference=reference, poses=poses, sizes=sizes,
                              settings=SETTINGS, checkpoints=checkpoints, precision=mode.precision,
-                             tokenizer=models_dir / "diffusers" / BY_KEY["sd15"].name / "tokenizer")
+                             sd15_folder=models_dir / "diffusers" / BY_KEY["sd15"].name)
     return official.run(job, weights, device, timeout_s)
 
 

@@ -66,9 +66,10 @@ def write_weights(folder: Path, checkpoints) -> None:
 
 
 def write_job(folder: Path, *, reference: np.ndarray, poses, sizes: dict, settings: dict, checkpoints,
-              tokenizer: Path, precision: str) -> Path:
+              sd15_folder: Path, precision: str) -> Path:
     """The job folder: ``inputs.safetensors`` (uint8 reference (H, W, 3) and pose images (F, H, W, 3),
-    body keypoints / subset / score per frame, reference first) and ``job.json``."""
+    body keypoints / subset / score per frame, reference first) and ``job.json`` (``sd15_folder``: an
+    SD 1.5 folder for its tokenizer and scheduler config, which have no widths)."""
     from dispose_core.pose.render import render_poses
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def write_job(folder: Path, *, reference: np.ndarray, poses, sizes: dict, settin
                "body_score": torch.from_numpy(np.ascontiguousarray(poses.body_score, np.float32))},
               str(folder / "inputs.safetensors"))
     widths = checkpoints.widths
-    job = {"sizes": sizes, "settings": settings, "precision": precision, "tokenizer": str(tokenizer),
+    job = {"sizes": sizes, "settings": settings, "precision": precision, "sd15_folder": str(sd15_folder),
            "svd": widths.svd, "sd15": widths.sd15,
            "dims": {"motion_channels": list(widths.dims.motion_channels),
                     "point_embedding_channels": widths.dims.point_embedding_channels,

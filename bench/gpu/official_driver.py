@@ -51,9 +51,6 @@ OFFICIAL_POINT_WIDTH = 1280  # the width the pipeline's keypoint buffer and Poin
 CMP_CONFIG = "mimicmotion/modules/cmp/experiments/semiauto_annot/resnet50_vip+mpii_liteflow/config.yaml"
 CMP_ITER = 42000
 DIFT_PROMPT, DIFT_STEPS, DIFT_BLOCKS = "photo of a human", [261, 0], [1, 2]  # inference_ctrl.preprocess
-# SD 1.5's scheduler folder, which SDFeaturizer replaces by DDIM with the same betas
-SD15_DDIM = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
-             "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1}
 
 
 class _Inert:
@@ -179,7 +176,8 @@ def build_pipeline(job: dict, weights: Path, report: dict):
 
 def build_featurizer(job: dict, weights: Path, device: torch.device, report: dict):
     """``SDFeaturizer`` as its constructor leaves it (fp16 variant, VAE decoder dropped, DDIM,
-    attention slicing, empty-prompt embedding), from configs instead of the SD 1.5 hub folder."""
+    attention slicing, empty-prompt embedding): models from the job's configs, tokenizer and scheduler
+    config from the (tiny) SD 1.5 folder, the width-free parts of the real one."""
     from diffusers import AutoencoderKL, DDIMScheduler
     from mimicmotion.utils.dift_utils import MyUNet2DConditionModel, OneStepSDPipeline, SDFeaturizer
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -195,8 +193,10 @@ def build_featurizer(job: dict, weights: Path, device: torch.device, report: dic
                   for k, v in _read(weights, "sd15_text_encoder").items()}
     _load(text_encoder, text_state, report, "sd15_text_encoder")
     pipe = OneStepSDPipeline(vae=vae.to(torch.float16), text_encoder=text_encoder.to(torch.float16),
-                             tokenizer=CLIPTokenizer.from_pretrained(job["tokenizer"]), unet=unet.to(torch.float16),
-                             scheduler=DDIMScheduler.from_config(SD15_DDIM), safety_checker=None,
+                             tokenizer=CLIPTokenizer.from_pretrained(job["sd15_folder"], subfolder="tokenizer"),
+                             unet=unet.to(torch.float16),
+                             scheduler=DDIMScheduler.from_pretrained(job["sd15_folder"], subfolder="scheduler"),
+                             safety_checker=None,
                              feature_extractor=None, requires_safety_checker=False)
     pipe.vae.decoder = None
     pipe = pipe.to(device)
