@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -87,7 +88,6 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
     from dispose_core.image import target_size
     from host_utils import call_node
 
-    bridge = sys.modules["comfyui_dispose_pack.nodes.comfy_bridge"]
     frames = sizes["frames"]
     height, width = target_size(1024, 576, sizes["resolution"])
     clock = Clock(device)
@@ -126,9 +126,12 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
     if tuple(video.shape[:3]) != (frames, height, width):
         raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
                            f"of {height}x{width}")
-    estimate = phase_estimates(units, controlnet.value if controlnet else None, height=height, width=width,
-                               tile=sizes["tile"], decode_chunk=SETTINGS["decode_chunk"], cfg=True,
-                               vae_memory=bridge.vae_memory)
+    usable = int(mode.usable_gib * GIB) if mode.usable_gib is not None and device.type == "cuda" else None
+    estimate = phase_estimates(image_encoder=units.image_encoder.modules, vae=units.vae.modules,
+                               unet=units.denoiser.value.unet,
+                               sample_models=[units.denoiser.modules] + ([controlnet.modules] if controlnet else []),
+                               height=height, width=width, tile=sizes["tile"], decode_chunk=SETTINGS["decode_chunk"],
+                               cfg=True, usable_bytes=usable)
     s = clock.seconds
     return {
         "status": "ran", "height": height, "width": width, "frames": frames, "steps": sizes["steps"],
@@ -136,7 +139,7 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
         "s_per_step": s["sample"] / sizes["steps"], "s_per_frame": {k: (s[k] / frames if k in s else None)
                                                                     for k in ("sample", "job")},
         "peak_bytes": {p: clock.peak.get(p) for p in PHASES},
-        "estimate_bytes": estimate,
+        "estimate_bytes": {phase: e.total for phase, e in estimate.items()},
     }
 
 
@@ -184,25 +187,13 @@ def environment(device: torch.device) -> dict:
             "total_bytes": torch.cuda.get_device_properties(device).total_memory if gpu else None}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny widths, every mode (CI)")
-    parser.add_argument("--budget-s", type=float, default=420.0, help="stop adding modes when this runs low")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_check.json")
-    args = parser.parse_args()
-    checkout = os.environ.get("COMFYUI_PATH")
-    if not checkout:
-        parser.error("set COMFYUI_PATH to a ComfyUI checkout (bench/gpu/README.md)")
-    started = time.perf_counter()
-    device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
-    activate_comfy(Path(checkout), cpu=device.type == "cpu")
-
+def run_modes(args: argparse.Namespace, models_dir: Path, device: torch.device, started: float) -> dict:
+    """Every mode in turn while the budget lasts; the result JSON's content."""
     from bench.gpu.weights import random_weights, real_widths, tiny_widths
     from dispose_core.pipeline import DIFT_ENSEMBLE_SIZE
     from dispose_core.tiny import write_all
     from host_utils import model_dirs
 
-    models_dir = Path(tempfile.mkdtemp(prefix="gpu_check_models_"))
     write_all(models_dir, only=["svd", "mimicmotion", "dispose", "cmp", "sd15"])  # names for the loaders
     widths = tiny_widths(models_dir) if args.smoke else real_widths()
     outputs = node_outputs()
@@ -237,6 +228,33 @@ def main() -> int:
                                                      timeout_s=max(left, 60.0))
             result["modes"][mode.name] = entry
             print(f"[{time.perf_counter() - started:6.1f} s] {mode.name}: {entry['status']}", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny widths, every mode (CI)")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="stop adding modes when this runs low")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu_check.json")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary model folder (the official run's weight files and job folders: "
+                             "about 8 GB at real widths); by default it is deleted at the end")
+    args = parser.parse_args()
+    checkout = os.environ.get("COMFYUI_PATH")
+    if not checkout:
+        parser.error("set COMFYUI_PATH to a ComfyUI checkout (bench/gpu/README.md)")
+    started = time.perf_counter()
+    device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
+    activate_comfy(Path(checkout), cpu=device.type == "cpu")
+
+    models_dir = Path(tempfile.mkdtemp(prefix="gpu_check_models_"))
+    try:
+        result = run_modes(args, models_dir, device, started)
+    finally:
+        if args.keep:
+            print(f"kept {models_dir}")
+        else:
+            shutil.rmtree(models_dir, ignore_errors=True)
     result["elapsed_s"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=str))

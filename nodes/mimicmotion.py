@@ -267,7 +267,7 @@ class MimicMotionSampler(io.ComfyNode):
                 noise_device: str = "official", **settings) -> io.NodeOutput:
         from ..dispose_core.models.cast_layers import compute_placement
         from ..dispose_core.models.svd_trunk import set_official_batch_quirk
-        from ..dispose_core.sampling.memory import tile_activation_bytes
+        from ..dispose_core.sampling.memory import tile_activation_bytes, vae_activation_bytes
         from ..dispose_core.sampling.sampler import decode_frames, denoise_latents, encode_reference
 
         settings = pipeline.SamplerSettings(**settings)
@@ -281,7 +281,7 @@ class MimicMotionSampler(io.ComfyNode):
             ticker = plan.ticker(bridge.progress_bar(), bridge.should_stop)
             height, width = plan.size
             with _phase("encode", [units.image_encoder, units.vae],
-                        bridge.vae_memory(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
+                        vae_activation_bytes(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
                 encoded = encode_reference(plan, units.image_encoder.value, units.vae.value)
             for model in [units.denoiser.value.unet] + ([control.controlnet] if control is not None else []):
                 set_official_batch_quirk(model, official_batch_quirk)
@@ -289,7 +289,7 @@ class MimicMotionSampler(io.ComfyNode):
             with _phase("sample", sample_models,
                         tile_activation_bytes(height, width, plan.tile_size, compute_dtype, cfg=plan.cfg)):
                 latents = denoise_latents(encoded, units.denoiser.value, ticker)
-            with _phase("decode", [units.vae], bridge.vae_memory(
+            with _phase("decode", [units.vae], vae_activation_bytes(
                     plan.decode_chunk_size, height, width, compute_placement(units.vae.modules)[1], decode=True)):
                 frames = decode_frames(units.vae.value, latents, plan, ticker=ticker)
             return io.NodeOutput(pipeline.to_image(frames).to(bridge.intermediate_device()))

@@ -19,11 +19,14 @@ STATUS_FIELDS = ("height", "width", "frames", "steps", "seconds", "s_per_step", 
 @pytest.mark.comfy
 def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
     out = tmp_path / "gpu_check.json"
-    env = {**os.environ, "COMFYUI_PATH": str(comfy_checkout()), "OMP_NUM_THREADS": "1"}
+    temp = tmp_path / "tmp"  # where the run's temporary model folder goes (and must be gone from)
+    temp.mkdir()
+    env = {**os.environ, "COMFYUI_PATH": str(comfy_checkout()), "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     env.pop("DISPOSE_REF", None)
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "gpu_check.py"), "--smoke", "--out", str(out)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not list(temp.glob("gpu_check_models_*")), "the temporary model folder was not deleted (no --keep)"
     assert "OFFICIAL COLUMN SKIPPED: DISPOSE_REF does not name the official sources" in proc.stdout
     result = json.loads(out.read_text())
     modes = result["modes"]

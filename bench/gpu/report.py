@@ -1,7 +1,8 @@
 """Tables from gpu_check JSON: the console table of one run, and the README's Performance section
-rendered from every run in bench/results/ (never typed by hand).
+rendered from every run in bench/results/; the README's VRAM estimate per phase and benchmark mode
+from the memory model at the real widths (never typed by hand).
 
-    python3 bench/gpu/report.py            # rewrite README.md between the performance markers
+    python3 bench/gpu/report.py            # rewrite README.md between the performance and VRAM markers
 """
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script
+    sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results"
 BEGIN, END = "<!-- performance:begin (bench/gpu/report.py) -->", "<!-- performance:end -->"
 STAGES = ("cmp", "dift", "encode", "sample", "decode", "job")
 PHASES = ("cmp", "dift", "encode", "sample", "decode")
+VRAM_BEGIN, VRAM_END = "<!-- vram-estimate:begin (bench/gpu/report.py) -->", "<!-- vram-estimate:end -->"
 EMPTY = "No GPU run exists yet: the first task lent a GPU runs bench/gpu_check.py (see bench/gpu/README.md)."
 GIB = 2**30
 
@@ -87,18 +91,43 @@ def readme_section(results: list[dict]) -> str:
     return "\n".join(parts).rstrip()
 
 
-def render_readme(readme: str, section: str) -> str:
+def vram_estimate_section() -> str:
+    """The README's VRAM estimate: per benchmark mode at the real widths and the GPU run's sizes, each
+    phase's weights + working memory (``memory_required``) = total, in GiB. Modes that differ only in
+    how they sample (compile, EasyCache, attention backends) share an earlier mode's row."""
+    from bench.gpu.memory_model import mode_estimates
+    from bench.gpu.modes import MODES, SETTINGS, TILE
+    from dispose_core.image import target_size
+
+    phases = ("encode", "sample", "decode")
+    rows = ["| mode | frames, HxW, tile | " + " | ".join(f"{p} GiB: weights + working = total" for p in phases)
+            + " |", "|" + " --- |" * (len(phases) + 2)]
+    seen = set()
+    for mode in MODES:
+        key = (mode.resolution, mode.frames, mode.precision, mode.weight_dtype, mode.dispose, mode.usable_gib)
+        if key in seen:
+            continue
+        seen.add(key)
+        height, width = target_size(1024, 576, mode.resolution)
+        estimate = mode_estimates(mode, height=height, width=width, tile=TILE, decode_chunk=SETTINGS["decode_chunk"])
+        cells = [f"{_gib(e.weights)} + {_gib(e.working)} = {_gib(e.total)}" for e in (estimate[p] for p in phases)]
+        rows.append(f"| {mode.name} | {mode.frames}, {height}x{width}, {TILE} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def render_readme(readme: str, section: str, begin: str = BEGIN, end: str = END) -> str:
     """``readme`` with the text between the markers replaced by ``section``."""
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{section}\n{END}{tail}"
+    head, rest = readme.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{section}\n{end}{tail}"
 
 
 def main() -> int:
     results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     readme = REPO / "README.md"
-    readme.write_text(render_readme(readme.read_text(), readme_section(results)))
-    print(f"README.md: performance section from {len(results)} result file(s)")
+    text = render_readme(readme.read_text(), readme_section(results))
+    readme.write_text(render_readme(text, vram_estimate_section(), VRAM_BEGIN, VRAM_END))
+    print(f"README.md: performance section from {len(results)} result file(s), VRAM estimate from the memory model")
     return 0
 
 
