@@ -8,7 +8,8 @@ SD 1.5 UNet for DIFT, CMP) with seeded random weights drawn on the device (bench
 smoke run uses the tiny models' widths. DWPose is left out: poses come from keypoint JSON (DWPose
 Extract's POSE_KEYPOINT path), as no DWPose weights exist here. Each mode runs DWPose Extract,
 Sparse Motion Field, CMP Dense Flow, DIFT Point Embed, Hybrid ControlNet Apply and MimicMotion
-Sampler in-process with ComfyUI's model management; the official pipeline (lihxxx/DisPose) runs
+Sampler in-process with ComfyUI's model management (the TorchCompileModel and EasyCache modes sample
+the loader's MODEL with core nodes instead: bench/gpu/sampling_paths.py); the official pipeline (lihxxx/DisPose) runs
 in its own environment when ``DISPOSE_REF`` names its sources (bench/gpu/official.py).
 See bench/gpu/README.md for the one device call.
 """
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -34,9 +36,9 @@ import torch  # noqa: E402
 from bench.gpu import official  # noqa: E402
 from bench.gpu.clock import Clock  # noqa: E402
 from bench.gpu.memory_model import phase_estimates  # noqa: E402
-from bench.gpu.modes import (MODES, OVERLAP, SETTINGS, SMOKE_DIFT_ENSEMBLE, SMOKE_FRAMES,  # noqa: E402
-                             SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS, SMOKE_TILE, STEPS, TILE, Mode,
-                             missing_feature)
+from bench.gpu.modes import (COMPILE_BACKEND, MODES, OVERLAP, SETTINGS, SMOKE_COMPILE_BACKEND,  # noqa: E402
+                             SMOKE_DIFT_ENSEMBLE, SMOKE_FRAMES, SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS,
+                             SMOKE_TILE, STEPS, TILE, Mode, missing_feature)
 from bench.gpu.report import STAGES, format_table  # noqa: E402
 
 GIB = 2**30
@@ -84,7 +86,7 @@ def job_inputs(sizes: dict):
 
 def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Tensor, poses) -> dict:
     """One job through the nodes; per stage seconds and peak memory, per phase the estimate."""
-    import dispose_core.sampling.sampler as sampler_module
+    from bench.gpu.sampling_paths import core_sampler, one_node_sampler, sdpa_kernel
     from dispose_core.image import target_size
     from host_utils import call_node
 
@@ -92,8 +94,9 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
     height, width = target_size(1024, 576, sizes["resolution"])
     clock = Clock(device)
     with clock.region("load"):
-        (units,) = call_node("DisPoseMimicMotionLoader", svd_folder=nodes.svd, mimicmotion_checkpoint=nodes.mimicmotion,
-                             precision=mode.precision, weight_dtype=mode.weight_dtype)
+        units, model = call_node("DisPoseMimicMotionLoader", svd_folder=nodes.svd,
+                                 mimicmotion_checkpoint=nodes.mimicmotion, precision=mode.precision,
+                                 weight_dtype=mode.weight_dtype)
         controlnet = cmp_model = dift = None
         if mode.dispose:
             (controlnet,) = call_node("DisPoseControlNetLoader", mimicmotion_model=units,
@@ -114,15 +117,11 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
             (control,) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=controlnet, motion_field=motion,
                                    dense_flow=flow, point_embeddings=points, strength=1.0, motion_strength=1.0,
                                    point_strength=1.0, start_percent=0.0, end_percent=1.0)
-        stages = {"encode": "encode_reference", "sample": "denoise_latents", "decode": "decode_frames"}
-        with mock.patch.multiple(sampler_module, **{fn: clock.timed(stage, getattr(sampler_module, fn))
-                                                    for stage, fn in stages.items()}):
-            (video,) = call_node("DisPoseMimicMotionSampler", mimicmotion_model=units, reference_image=ref, poses=poses,
-                                 seed=SETTINGS["seed"], steps=sizes["steps"], min_guidance=SETTINGS["guidance"],
-                                 max_guidance=SETTINGS["guidance"], noise_aug=SETTINGS["noise_aug"],
-                                 fps=SETTINGS["fps"], motion_bucket_id=SETTINGS["motion_bucket_id"],
-                                 tile_size=sizes["tile"], overlap=sizes["overlap"],
-                                 decode_chunk_size=SETTINGS["decode_chunk"], control=control)
+        with sdpa_kernel(mode):
+            if mode.core_sampler:
+                video, patch_report = core_sampler(units, model, control, ref, poses, sizes, mode.model_patch, clock)
+            else:
+                video, patch_report = one_node_sampler(units, control, ref, poses, sizes, clock), {}
     if tuple(video.shape[:3]) != (frames, height, width):
         raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
                            f"of {height}x{width}")
@@ -140,7 +139,16 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
                                                                     for k in ("sample", "job")},
         "peak_bytes": {p: clock.peak.get(p) for p in PHASES},
         "estimate_bytes": {phase: e.total for phase, e in estimate.items()},
+        **patch_report,
     }
+
+
+def release_memory() -> None:
+    """Unload every model and empty the cache (before the official run, after a failed mode)."""
+    import comfy.model_management as mm
+
+    mm.unload_all_models()
+    mm.soft_empty_cache()
 
 
 def run_official(mode: Mode, sizes: dict, ref: torch.Tensor, poses, checkpoints, models_dir: Path,
@@ -151,10 +159,7 @@ def run_official(mode: Mode, sizes: dict, ref: torch.Tensor, poses, checkpoints,
 
     if official.availability():
         return {"status": f"skipped: {official.availability()}"}
-    import comfy.model_management as mm
-
-    mm.unload_all_models()  # the official process gets the GPU to itself
-    mm.soft_empty_cache()
+    release_memory()  # the official process gets the GPU to itself
     reference = (reference_on_canvas(ref, poses) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     weights = models_dir / "official_weights"
     official.write_weights(weights, checkpoints)
@@ -174,12 +179,6 @@ class ModelNames:
         self.mimicmotion, self.dispose, self.cmp = (BY_KEY[k].name for k in ("mimicmotion", "dispose", "cmp"))
 
 
-def node_outputs() -> dict[str, list[str]]:
-    from host_utils import pack_nodes
-
-    return {node_id: [o.io_type for o in cls.GET_SCHEMA().outputs] for node_id, cls in pack_nodes().items()}
-
-
 def environment(device: torch.device) -> dict:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
@@ -196,30 +195,34 @@ def run_modes(args: argparse.Namespace, models_dir: Path, device: torch.device, 
 
     write_all(models_dir, only=["svd", "mimicmotion", "dispose", "cmp", "sd15"])  # names for the loaders
     widths = tiny_widths(models_dir) if args.smoke else real_widths()
-    outputs = node_outputs()
     result = {"smoke": args.smoke, "environment": environment(device), "budget_s": args.budget_s, "modes": {}}
     per_frame_pixel = None  # seconds per frame-pixel of the first mode, to predict the next ones
     with model_dirs(models_dir), random_weights(widths, device) as checkpoints:
         for mode in MODES:
             sizes = {"resolution": mode.resolution, "frames": mode.frames, "steps": STEPS, "tile": TILE,
-                     "overlap": OVERLAP, "ensemble": DIFT_ENSEMBLE_SIZE}
+                     "overlap": OVERLAP, "ensemble": DIFT_ENSEMBLE_SIZE, "compile_backend": COMPILE_BACKEND}
             if args.smoke:
                 sizes = {"resolution": SMOKE_RESOLUTION[mode.resolution], "frames": SMOKE_FRAMES[mode.frames],
                          "steps": SMOKE_STEPS, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP,
-                         "ensemble": SMOKE_DIFT_ENSEMBLE}
+                         "ensemble": SMOKE_DIFT_ENSEMBLE, "compile_backend": SMOKE_COMPILE_BACKEND}
             entry = {"mode": mode.__dict__.copy()}
-            reason = missing_feature(mode, outputs)
+            reason = missing_feature(mode)
             predicted = per_frame_pixel * mode.frames * mode.resolution ** 2 if per_frame_pixel else 0.0
             left = args.budget_s - (time.perf_counter() - started)
             if reason is None and predicted * (2 if mode.official else 1) > left:
                 reason = f"budget: {left:.0f} s left, about {predicted:.0f} s needed"
             if reason:
-                entry |= {"status": f"skipped: {reason}"}
+                entry["status"] = f"skipped: {reason}"
             else:
                 ref, poses = job_inputs(sizes)
-                with usable_vram(mode.usable_gib, device):
-                    entry["ours"] = run_mode(mode, sizes, device, ModelNames(), ref, poses)
-                entry["status"] = "ran"
+                try:
+                    with usable_vram(mode.usable_gib, device):
+                        entry["ours"] = run_mode(mode, sizes, device, ModelNames(), ref, poses)
+                    entry["status"] = "ran"
+                except Exception as exc:  # noqa: BLE001 - one mode failing (OOM, a compiler) must not lose the rest
+                    entry["status"] = f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+                    release_memory()
+            if entry["status"] == "ran":
                 job = entry["ours"]["seconds"]["job"] + entry["ours"]["seconds"]["load"]
                 per_frame_pixel = per_frame_pixel or job / (mode.frames * mode.resolution ** 2)
                 if mode.official:
@@ -248,6 +251,7 @@ def main() -> int:
     activate_comfy(Path(checkout), cpu=device.type == "cpu")
 
     models_dir = Path(tempfile.mkdtemp(prefix="gpu_check_models_"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout` stops us: still delete the folder
     try:
         result = run_modes(args, models_dir, device, started)
     finally:

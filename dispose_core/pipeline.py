@@ -22,10 +22,11 @@ from .frames import FrameSampling
 from .image import fit_to_canvas, target_size
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
+from .sampling.settings import SamplerSettings
 from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
 
 if TYPE_CHECKING:
-    from .sampling.sampler import SamplingPlan
+    from .sampling.sampler import EncodedReference, SamplingPlan, Ticker
 
 Progress = Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -36,22 +37,6 @@ SPARSE_KERNEL_SIZE = 199
 SPARSE_SIGMA = 20.0
 CMP_BATCH_SIZE = 8
 DIFT_ENSEMBLE_SIZE = 8
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """MimicMotion sampler settings; defaults are the official run's."""
-
-    seed: int = 42
-    steps: int = 25
-    min_guidance: float = 2.0
-    max_guidance: float = 2.0
-    noise_aug: float = 0.0
-    fps: int = 7
-    motion_bucket_id: int = 127
-    tile_size: int = 16
-    overlap: int = 6
-    decode_chunk_size: int = 8
 
 
 # ---------------------------------------------------------------- model files
@@ -275,22 +260,47 @@ def hybrid_control(
 def animation_plan(
     reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
     settings: SamplerSettings = SamplerSettings(), generator: torch.Generator | None = None,
+    official_batch_quirk: bool = True,
 ) -> SamplingPlan:
     """Validated run of MimicMotion (+ DisPose control): the reference on the poses' canvas, the
     rendered poses and the settings (``generator``: the noise generator, default a CPU one seeded
-    with ``settings.seed``). Cheap; the phases then run with their own models:
-    ``encode_reference(plan, image_encoder, vae)`` -> ``denoise_latents(encoded, denoiser, ticker)``
-    -> ``decode_frames(vae, latents, plan, ticker=ticker)``, with ``ticker = plan.ticker(progress, should_stop)``.
+    with ``settings.seed``). Cheap; ``run_phases`` then runs it with a host's phases.
     """
     from .pose.render import render_poses
     from .sampling.sampler import plan_sampling
 
-    return plan_sampling(
-        reference_on_canvas(reference, poses), render_poses(poses), control=control, seed=settings.seed,
-        steps=settings.steps, min_guidance=settings.min_guidance, max_guidance=settings.max_guidance,
-        noise_aug=settings.noise_aug, fps=settings.fps, motion_bucket_id=settings.motion_bucket_id,
-        tile_size=settings.tile_size, overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size,
-        generator=generator)
+    return plan_sampling(reference_on_canvas(reference, poses), render_poses(poses), control=control,
+                         settings=settings, generator=generator, official_batch_quirk=official_batch_quirk)
+
+
+@dataclass
+class Phases:
+    """How a host runs the three phases of a run, each with only its own models loaded: the CLI runs
+    them as they are (``library_phases``), ComfyUI loads and offloads around them and samples
+    through ``comfy.samplers`` (nodes/mimicmotion.py)."""
+
+    encode: Callable[[SamplingPlan], EncodedReference]  # CLIP + VAE
+    denoise: Callable[[EncodedReference, Ticker], torch.Tensor]  # UNet + PoseNet (+ ControlNet) -> latents
+    decode: Callable[[torch.Tensor, SamplingPlan, Ticker], torch.Tensor]  # VAE -> (F-1,H,W,3) frames
+
+
+def library_phases(models: Any) -> Phases:
+    """The phases on ``load_mimicmotion``'s all-in-one object (or ``MimicMotionParts``), no host."""
+    from .sampling.sampler import decode_frames, denoise_latents, encode_reference, split_models
+
+    image_encoder, vae, denoiser = split_models(models)
+    return Phases(encode=lambda plan: encode_reference(plan, image_encoder, vae),
+                  denoise=lambda encoded, ticker: denoise_latents(encoded, denoiser, ticker),
+                  decode=lambda latents, plan, ticker: decode_frames(vae, latents, plan, ticker=ticker))
+
+
+def run_phases(plan: SamplingPlan, phases: Phases, *, progress: Progress = None,
+               should_stop: ShouldStop = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode, denoise, decode with one progress count: -> (IMAGE frames without the reference,
+    (F,4,h,w) latents in the model's scaling)."""
+    ticker = plan.ticker(progress, should_stop)
+    latents = phases.denoise(phases.encode(plan), ticker)
+    return to_image(phases.decode(latents, plan, ticker)), latents
 
 
 def animate(
@@ -302,10 +312,5 @@ def animate(
     ``models``: ``load_mimicmotion``'s all-in-one object (or ``MimicMotionParts``); the three phases
     run in a row. The sampler checks that the control's frame counts and canvas match the poses.
     """
-    from .sampling.sampler import decode_frames, denoise_latents, encode_reference, split_models
-
     plan = animation_plan(reference, poses, control=control, settings=settings)
-    image_encoder, vae, denoiser = split_models(models)
-    ticker = plan.ticker(progress, should_stop)
-    latents = denoise_latents(encode_reference(plan, image_encoder, vae), denoiser, ticker)
-    return to_image(decode_frames(vae, latents, plan, ticker=ticker))
+    return run_phases(plan, library_phases(models), progress=progress, should_stop=should_stop)[0]

@@ -7,11 +7,15 @@ from .comfy_bridge import register_model_folders
 from .dift import DIFTLoader, DIFTPointEmbed
 from .mimicmotion import DisPoseControlNetLoader, HybridControlNetApply, MimicMotionLoader, MimicMotionSampler
 from .motion import CMPDenseFlow, CMPLoader, SparseMotionField
+from .native import (ApplyDisPoseControl, MimicMotionConditioning, MimicMotionDecode, MimicMotionEuler, MimicMotionNoise,
+                     MimicMotionScheduler, MimicMotionTiles)
 from .pose import DWPoseExtract, DWPoseLoader
 
 NODES: tuple[type[io.ComfyNode], ...] = (
     DWPoseLoader, DWPoseExtract, SparseMotionField, CMPLoader, CMPDenseFlow, DIFTLoader, DIFTPointEmbed,
     DisPoseControlNetLoader, HybridControlNetApply, MimicMotionLoader, MimicMotionSampler,
+    MimicMotionConditioning, ApplyDisPoseControl, MimicMotionTiles, MimicMotionNoise, MimicMotionEuler,
+    MimicMotionScheduler, MimicMotionDecode,
 )
 
 

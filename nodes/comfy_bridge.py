@@ -144,20 +144,27 @@ def load_to_device(models: list[Managed], memory_required: int = 0) -> torch.dev
     castable = all(m.castable for m in ours)
     if ours:
         mm.load_models_gpu([m.patcher for m in ours], memory_required=memory_required, force_full_load=not castable)
-    for m in ours if castable else []:  # what ComfyUI cannot cast (norms, embeddings) must be on the device
-        place_other_tensors(m.modules, m.patcher.load_device)
-        set_placement(m.modules, device=m.patcher.load_device)
+    for m in ours if castable else []:
+        place_castable(m.modules, m.patcher.load_device)
     return mm.get_torch_device()
+
+
+def place_castable(modules: torch.nn.Module, device: torch.device) -> None:
+    """After ComfyUI (partially) loaded castable ``modules``: what it cannot cast (norms, embeddings)
+    goes to ``device``, and the layers compute there whichever of their weights stayed offloaded."""
+    place_other_tensors(modules, device)
+    set_placement(modules, device=device)
 
 
 def unload(models: list[Managed]) -> None:
     """Offload ``models`` now (ComfyUI keeps a model loaded until another needs the memory), so the
-    next phase does not hold this one's weights. The same steps as ``mm.free_memory`` per model:
+    next phase does not hold this one's weights (clones of their patchers included: the same weights).
+    The same steps as ``mm.free_memory`` per model:
     ``LoadedModel.model_unload`` then drop it from ``current_loaded_models`` (0.3.64 and 0.33.0)."""
     patchers = [m.patcher for m in models]
     for i in reversed(range(len(mm.current_loaded_models))):
         loaded = mm.current_loaded_models[i]
-        if any(loaded.model is p for p in patchers) and loaded.model_unload():
+        if any(loaded.model is p or loaded.model.is_clone(p) for p in patchers) and loaded.model_unload():
             mm.current_loaded_models.pop(i)
 
 
@@ -219,7 +226,8 @@ def should_stop() -> bool:
     return False
 
 
-def progress_bar(total: int = 1) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that drives ComfyUI's progress bar for this node."""
+def progress_bar(total: int = 1) -> Callable[..., None]:
+    """A ``progress(done, total, preview=None)`` callback that drives ComfyUI's progress bar for this
+    node (``preview``: a latent preview image, shown on the node)."""
     bar = comfy.utils.ProgressBar(total)
-    return lambda done, total: bar.update_absolute(done, total)
+    return lambda done, total, preview=None: bar.update_absolute(done, total, preview)

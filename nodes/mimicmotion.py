@@ -6,16 +6,22 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from comfy_api.latest import io
 
 from ..dispose_core import pipeline
 from ..dispose_core.errors import DeviceMemoryError
+from ..dispose_core.models.cast_layers import compute_placement
 from ..dispose_core.models.units import ImageEncoder
+from ..dispose_core.sampling.memory import tile_activation_bytes, vae_activation_bytes
+from ..dispose_core.sampling.sampler import (EncodedReference, SamplingPlan, Ticker, decode_video, encode_reference,
+                                             pose_pixels, sampling_sigmas)
+from ..dispose_core.sampling.video_model import TILE_HOOKS, TileHooks
 from ..dispose_core.types import DenseFlow, MotionField, PointEmbeddings, PoseSequence
 from . import comfy_bridge as bridge
+from . import comfy_native as native
 from .common import (SEED_MAX, Control, advanced, DisPoseControlNet, Flow, MimicMotionModel, Motion, Points,
                      folder_or_single_file_input, folder_or_single_file_path, model_input, model_path, poses_input,
                      precision_input, reference_input, schema, stage)
@@ -40,7 +46,7 @@ class MimicMotionUnits:
 
     image_encoder: bridge.Managed  # value: ImageEncoder (ours, or ComfyUI's CLIP vision with our preprocessing)
     vae: bridge.Managed  # value: diffusers temporal VAE, or ComfyUI's VAE behind bridge.CoreVAE
-    denoiser: bridge.Managed  # value: Denoiser (UNet + PoseNet), castable layers
+    denoiser: bridge.Managed  # value: Denoiser (UNet + PoseNet), castable layers; patcher: the native MODEL
     mimicmotion_path: Path  # where the UNet weights came from (the ControlNet's copy under fp8)
     fp8: bool  # UNet (and the ControlNet built from it) store their weights in float8_e4m3fn
 
@@ -76,7 +82,11 @@ class MimicMotionLoader(io.ComfyNode):
                                                 "resize, normalisation); empty: the image encoder from svd_folder."),
                     _weight_dtype_input()],
             outputs=[MimicMotionModel.Output(display_name="mimicmotion_model",
-                                             tooltip="For DisPose ControlNet Loader and MimicMotion Sampler.")])
+                                             tooltip="For DisPose ControlNet Loader and MimicMotion Sampler."),
+                     io.Model.Output(display_name="model",
+                                     tooltip="MimicMotion (UNet + PoseNet) as a ComfyUI MODEL (SVD's v-prediction "
+                                             "EDM sampling and latent format): for core KSampler / "
+                                             "SamplerCustomAdvanced with MimicMotion Conditioning.")])
 
     @classmethod
     def validate_inputs(cls, svd_folder: str, mimicmotion_checkpoint: str) -> bool:
@@ -99,13 +109,15 @@ class MimicMotionLoader(io.ComfyNode):
         if fp8:
             store_weights_fp8(parts.denoiser.unet)
         enc = parts.image_encoder
-        return io.NodeOutput(MimicMotionUnits(
+        model = native.mimicmotion_model(parts.denoiser)
+        units = MimicMotionUnits(
             image_encoder=bridge.manage(enc) if clip_vision is None else bridge.manage_core(
                 ImageEncoder(bridge.CoreImageEncoder(clip_vision), enc.size, enc.mean, enc.std), clip_vision),
             vae=bridge.manage(parts.vae) if vae is None else bridge.manage_core(
                 bridge.CoreVAE(vae, parts.vae.config.scaling_factor), vae),
-            denoiser=bridge.manage(parts.denoiser, castable=True),
-            mimicmotion_path=parts.mimicmotion_path, fp8=fp8))
+            denoiser=bridge.Managed(parts.denoiser, model.model, model, castable=True),
+            mimicmotion_path=parts.mimicmotion_path, fp8=fp8)
+        return io.NodeOutput(units, model)
 
 
 class DisPoseControlNetLoader(io.ComfyNode):
@@ -170,7 +182,8 @@ class HybridControlNetApply(io.ComfyNode):
                 _percent("start_percent", c.start_percent, "Fraction of the steps after which control starts."),
                 _percent("end_percent", c.end_percent, "Fraction of the steps after which control stops."),
             ],
-            outputs=[Control.Output(display_name="control", tooltip="For the MimicMotion Sampler's control input.")])
+            outputs=[Control.Output(display_name="control", tooltip="For the MimicMotion Sampler's control input, or "
+                                                                    "Apply DisPose Control (core samplers).")])
 
     @classmethod
     def execute(cls, dispose_controlnet: bridge.Managed, motion_field: MotionField, dense_flow: DenseFlow,
@@ -183,17 +196,10 @@ class HybridControlNetApply(io.ComfyNode):
 
 
 NOISE_DEVICES = ("official", "cpu")
+NOISE_DRAWS = ("official", "ksampler")
 OUT_OF_MEMORY_ADVICE = ("try, in this order: a smaller tile_size (memory grows with it), weight_dtype fp8_e4m3fn in "
                         "MimicMotion Loader, a lower resolution in DWPose Extract, a smaller decode_chunk_size; "
                         "or start ComfyUI with --lowvram / --reserve-vram")
-
-
-def _noise_generator(noise_device: str, seed: int) -> torch.Generator:
-    """The official run draws its noise with a generator on its compute device (a CUDA generator
-    on a GPU, inference_ctrl.py); ``cpu`` draws on the CPU, the same video on every machine."""
-    device = bridge.torch_device()
-    on = device if noise_device == "official" and device.type == "cuda" else torch.device("cpu")
-    return torch.Generator(device=on).manual_seed(int(seed))
 
 
 @contextmanager
@@ -213,6 +219,129 @@ def _phase(name: str, models: list[bridge.Managed], memory_required: int = 0) ->
         bridge.unload(models)
 
 
+def seed_input(tooltip: str = "Seed of the initial noise.") -> io.Int.Input:
+    return io.Int.Input("seed", default=_DEFAULTS.seed, min=0, max=SEED_MAX, tooltip=tooltip)
+
+
+def conditioning_inputs() -> list[io.Input]:
+    """noise_aug, fps, motion_bucket_id: SVD's conditioning settings (sampler and conditioning node)."""
+    d = _DEFAULTS
+    return [io.Float.Input("noise_aug", default=d.noise_aug, min=0.0, max=1.0, step=0.01,
+                           tooltip="Noise added to the reference latent (0 = official)."),
+            io.Int.Input("fps", default=d.fps, min=1, max=60,
+                         tooltip="Frame-rate conditioning of SVD (the model sees fps - 1)."),
+            io.Int.Input("motion_bucket_id", default=d.motion_bucket_id, min=0, max=1023,
+                         tooltip="SVD motion conditioning; higher = more motion.")]
+
+
+def tile_inputs() -> list[io.Input]:
+    d = _DEFAULTS
+    return [io.Int.Input("tile_size", default=d.tile_size, min=2, max=128,
+                         tooltip="Frames per tile incl. the reference (memory grows with it)."),
+            io.Int.Input("overlap", default=d.overlap, min=0, max=127,
+                         tooltip="Frames shared by neighbouring tiles (blended).")]
+
+
+def batch_quirk_input() -> io.Boolean.Input:
+    return advanced(io.Boolean.Input(
+        "official_batch_quirk", default=True, optional=True,
+        tooltip="On (official): reproduce diffusers 0.27's mix-up of the CFG batch in the SVD temporal "
+                "cross-attention, which the official code runs on and the trained weights saw. Off: "
+                "the corrected attention (later diffusers)."))
+
+
+def noise_device_input() -> io.Combo.Input:
+    return advanced(io.Combo.Input(
+        "noise_device", options=list(NOISE_DEVICES), default="official", optional=True,
+        tooltip="official: the initial noise is drawn by a generator on the compute device, a CUDA "
+                "generator on a GPU, as the official script does. cpu: always drawn on the CPU, so a "
+                "seed gives the same video on every machine."))
+
+
+def noise_draw_input() -> io.Combo.Input:
+    return advanced(io.Combo.Input(
+        "noise_draw", options=list(NOISE_DRAWS), default="official", optional=True,
+        tooltip="official: the official run's initial noise (one tile of frames repeated over the video, drawn "
+                "after the noise augmentation). ksampler: what core KSampler draws for the seed, to reproduce "
+                "a KSampler run of MimicMotion's MODEL with this node."))
+
+
+def noise_generator(noise_device: str, seed: int) -> torch.Generator:
+    """The official run draws its noise with a generator on its compute device (a CUDA generator
+    on a GPU, inference_ctrl.py); ``cpu`` draws on the CPU, the same video on every machine."""
+    device = bridge.torch_device()
+    on = device if noise_device == "official" and device.type == "cuda" else torch.device("cpu")
+    return torch.Generator(device=on).manual_seed(int(seed))
+
+
+def encode_phase(units: MimicMotionUnits, plan: SamplingPlan) -> EncodedReference:
+    """The encode phase with only CLIP + VAE loaded."""
+    height, width = plan.size
+    with _phase("encode", [units.image_encoder, units.vae],
+                vae_activation_bytes(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
+        return encode_reference(plan, units.image_encoder.value, units.vae.value)
+
+
+def decode_phase(units: MimicMotionUnits, latents: torch.Tensor, chunk_size: int, *,
+                 keep_reference_frame: bool = False, ticker: Ticker | None = None) -> torch.Tensor:
+    """The decode phase with only the VAE loaded: model-scaled latents -> (F-1,H,W,3) frames."""
+    height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
+    with _phase("decode", [units.vae], vae_activation_bytes(
+            chunk_size, height, width, compute_placement(units.vae.modules)[1], decode=True)):
+        return decode_video(units.vae.value, latents, chunk_size, keep_reference_frame=keep_reference_frame,
+                            ticker=ticker)
+
+
+def sampling_model(units: MimicMotionUnits, plan: SamplingPlan, control: pipeline.ControlInputs | None,
+                   official_batch_quirk: bool) -> Any:
+    """The MODEL as the MimicMotion Sampler runs it: clones with the plan's tiles, the quirk, the
+    control and the official guidance ramp (the loader's MODEL is not changed)."""
+    model = native.with_batch_quirk(native.with_tiles(units.denoiser.patcher, plan.tile_size, plan.overlap),
+                                    official_batch_quirk)
+    if control is not None:
+        model = native.with_control(model, control)
+    if plan.cfg:
+        model = native.with_linear_guidance(model, plan.settings.min_guidance)
+    return model
+
+
+class _ComfyPhases:
+    """The MimicMotion Sampler's phases (``pipeline.Phases``): each loads only its models; the sample
+    phase runs the native MODEL through ``comfy.samplers`` with the official Euler and shows previews."""
+
+    def __init__(self, units: MimicMotionUnits, control: pipeline.ControlInputs | None, official_batch_quirk: bool,
+                 progress: native.ProgressPreview, noise_draw: str = "official"):
+        self.units, self.control, self.quirk, self.progress = units, control, official_batch_quirk, progress
+        self.noise_draw = noise_draw
+        self.model: Any = None
+
+    def phases(self) -> pipeline.Phases:
+        return pipeline.Phases(encode=lambda plan: encode_phase(self.units, plan), denoise=self.denoise,
+                               decode=lambda latents, plan, ticker: decode_phase(
+                                   self.units, latents, plan.settings.decode_chunk_size, ticker=ticker))
+
+    def denoise(self, encoded: EncodedReference, ticker: Ticker) -> torch.Tensor:
+        plan, s = encoded.plan, encoded.plan.settings
+        height, width = plan.size
+        model = self.model = sampling_model(self.units, plan, self.control, self.quirk)
+        native.set_options(model, {TILE_HOOKS: TileHooks(ticker.check_stop, ticker.tick)})
+        positive, negative = native.conditioning(encoded.embedding, encoded.latent, pose_pixels(plan), s.fps,
+                                                 s.motion_bucket_id, s.noise_aug)
+        sample_models = [dataclasses.replace(self.units.denoiser, patcher=model)]  # the clones ComfyUI samples
+        if self.control is not None:
+            sample_models.append(dataclasses.replace(self.control.controlnet, patcher=native.controlnet_patcher(model)))
+        preview = native.previewer(model)
+        with _phase("sample", sample_models, tile_activation_bytes(height, width, plan.tile_size,
+                                                                   native.compute_dtype(model), cfg=plan.cfg)):
+            latent = native.empty_latent(plan.num_frames, height, width)
+            noise = encoded.noise() if self.noise_draw == "official" else native.ksampler_noise(latent, s.seed)
+            samples = native.sample(
+                model, noise, positive, negative, s.max_guidance if plan.cfg else 1.0,
+                sampling_sigmas(plan, self.units.denoiser.value), latent, s.seed,
+                callback=lambda step, x0, x, total: self.progress.show(preview(x0)))
+        return native.model_latents(model, samples)
+
+
 class MimicMotionSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -220,12 +349,13 @@ class MimicMotionSampler(io.ComfyNode):
         return schema(
             "DisPoseMimicMotionSampler", "MimicMotion Sampler",
             "Animates the reference image along the poses with MimicMotion (optionally guided by "
-            "DisPose), in overlapping tiles of frames; returns the driving frames only.",
+            "DisPose), in overlapping tiles of frames; returns the driving frames only. Samples the "
+            "loader's MODEL through ComfyUI's sampling with the official Euler (previews included).",
             inputs=[
                 MimicMotionModel.Input("mimicmotion_model", tooltip="From MimicMotion Loader."),
                 reference_input(),
                 poses_input(),
-                io.Int.Input("seed", default=d.seed, min=0, max=SEED_MAX, tooltip="Seed of the initial noise."),
+                seed_input(),
                 io.Int.Input("steps", default=d.steps, min=1, max=200, tooltip="Denoising steps."),
                 io.Float.Input("min_guidance", default=d.min_guidance, min=0.0, max=20.0, step=0.1,
                                tooltip="Classifier-free guidance at the first frame of the video (as officially, "
@@ -233,63 +363,34 @@ class MimicMotionSampler(io.ComfyNode):
                 io.Float.Input("max_guidance", default=d.max_guidance, min=0.0, max=20.0, step=0.1,
                                tooltip="Guidance at the last frame of the video (linear from min_guidance over "
                                        "all frames)."),
-                io.Float.Input("noise_aug", default=d.noise_aug, min=0.0, max=1.0, step=0.01,
-                               tooltip="Noise added to the reference latent (0 = official)."),
-                io.Int.Input("fps", default=d.fps, min=1, max=60,
-                             tooltip="Frame-rate conditioning of SVD (the model sees fps - 1)."),
-                io.Int.Input("motion_bucket_id", default=d.motion_bucket_id, min=0, max=1023,
-                             tooltip="SVD motion conditioning; higher = more motion."),
-                io.Int.Input("tile_size", default=d.tile_size, min=2, max=128,
-                             tooltip="Frames per tile incl. the reference (memory grows with it)."),
-                io.Int.Input("overlap", default=d.overlap, min=0, max=127,
-                             tooltip="Frames shared by neighbouring tiles (blended)."),
+                *conditioning_inputs(),
+                *tile_inputs(),
                 io.Int.Input("decode_chunk_size", default=d.decode_chunk_size, min=1, max=128,
                              tooltip="Frames decoded together by the VAE (memory vs speed)."),
                 Control.Input("control", optional=True,
                               tooltip="From Hybrid ControlNet Apply; leave empty for plain MimicMotion."),
-                advanced(io.Boolean.Input(
-                    "official_batch_quirk", default=True, optional=True,
-                    tooltip="On (official): reproduce diffusers 0.27's mix-up of the CFG batch in the SVD temporal "
-                            "cross-attention, which the official code runs on and the trained weights saw. Off: "
-                            "the corrected attention (later diffusers).")),
-                advanced(io.Combo.Input(
-                    "noise_device", options=list(NOISE_DEVICES), default="official", optional=True,
-                    tooltip="official: the initial noise is drawn by a generator on the compute device, a CUDA "
-                            "generator on a GPU, as the official script does. cpu: always drawn on the CPU, so a "
-                            "seed gives the same video on every machine.")),
+                batch_quirk_input(),
+                noise_device_input(),
+                noise_draw_input(),
             ],
             outputs=[io.Image.Output(display_name="frames", tooltip="One generated frame per driving frame "
-                                                                    "(the reference frame is dropped).")])
+                                                                    "(the reference frame is dropped)."),
+                     io.Latent.Output(display_name="latent",
+                                      tooltip="The denoised video latent, reference frame included (raw VAE "
+                                              "latents, as ComfyUI's LATENT): for core VAE Decode or "
+                                              "MimicMotion Decode.")])
 
     @classmethod
     def execute(cls, mimicmotion_model: MimicMotionUnits, reference_image: torch.Tensor, poses: PoseSequence,
                 control: pipeline.ControlInputs | None = None, official_batch_quirk: bool = True,
-                noise_device: str = "official", **settings) -> io.NodeOutput:
-        from ..dispose_core.models.cast_layers import compute_placement
-        from ..dispose_core.models.svd_trunk import set_official_batch_quirk
-        from ..dispose_core.sampling.memory import tile_activation_bytes, vae_activation_bytes
-        from ..dispose_core.sampling.sampler import decode_frames, denoise_latents, encode_reference
-
+                noise_device: str = "official", noise_draw: str = "official", **settings) -> io.NodeOutput:
         settings = pipeline.SamplerSettings(**settings)
-        units = mimicmotion_model
-        sample_models = [units.denoiser] + ([control.controlnet] if control is not None else [])
-        if control is not None:  # the sampler wants the ControlNet itself, not its ComfyUI wrapper
-            control = dataclasses.replace(control, controlnet=control.controlnet.value)
         with stage():
             plan = pipeline.animation_plan(reference_image, poses, control=control, settings=settings,
-                                           generator=_noise_generator(noise_device, settings.seed))
-            ticker = plan.ticker(bridge.progress_bar(), bridge.should_stop)
-            height, width = plan.size
-            with _phase("encode", [units.image_encoder, units.vae],
-                        vae_activation_bytes(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
-                encoded = encode_reference(plan, units.image_encoder.value, units.vae.value)
-            for model in [units.denoiser.value.unet] + ([control.controlnet] if control is not None else []):
-                set_official_batch_quirk(model, official_batch_quirk)
-            compute_dtype = compute_placement(units.denoiser.value.unet)[1]
-            with _phase("sample", sample_models,
-                        tile_activation_bytes(height, width, plan.tile_size, compute_dtype, cfg=plan.cfg)):
-                latents = denoise_latents(encoded, units.denoiser.value, ticker)
-            with _phase("decode", [units.vae], vae_activation_bytes(
-                    plan.decode_chunk_size, height, width, compute_placement(units.vae.modules)[1], decode=True)):
-                frames = decode_frames(units.vae.value, latents, plan, ticker=ticker)
-            return io.NodeOutput(pipeline.to_image(frames).to(bridge.intermediate_device()))
+                                           generator=noise_generator(noise_device, settings.seed),
+                                           official_batch_quirk=official_batch_quirk)
+            progress = native.ProgressPreview()
+            host = _ComfyPhases(mimicmotion_model, control, official_batch_quirk, progress, noise_draw)
+            frames, latents = pipeline.run_phases(plan, host.phases(), progress=progress, should_stop=bridge.should_stop)
+            samples = host.model.model.process_latent_out(latents).to(bridge.intermediate_device())
+            return io.NodeOutput(frames.to(bridge.intermediate_device()), {"samples": samples})

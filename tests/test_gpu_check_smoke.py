@@ -31,12 +31,18 @@ def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
     result = json.loads(out.read_text())
     modes = result["modes"]
     assert list(modes) == ["dispose-fp16", "dispose-bf16", "mimicmotion-bf16", "dispose-fp8", "dispose-bf16-72f",
-                           "dispose-bf16-768", "dispose-bf16-lowvram-8g", "dispose-bf16-compile",
-                           "dispose-bf16-easycache", "dispose-bf16-attention-backends"]
-    for name in ("dispose-bf16-compile", "dispose-bf16-easycache", "dispose-bf16-attention-backends"):
-        assert modes[name]["status"] == "skipped: needs the native MODEL (issue 14)"
+                           "dispose-bf16-768", "dispose-bf16-lowvram-8g", "dispose-bf16-core-sampler",
+                           "dispose-bf16-compile", "dispose-bf16-easycache", "dispose-bf16-sdpa-math",
+                           "dispose-bf16-sage-attention", "dispose-bf16-flash-attention"]
+    for name, package in (("dispose-bf16-sage-attention", "sageattention"), ("dispose-bf16-flash-attention",
+                                                                             "flash_attn")):
+        assert modes[name]["status"].startswith("skipped: "), name
+        assert package in modes[name]["status"], name
     ran = {name: entry["ours"] for name, entry in modes.items() if entry["status"] == "ran"}
-    assert len(ran) == 7
+    assert len(ran) == 11
+    # EasyCache ran through core SamplerCustomAdvanced and said how many steps it reused
+    skipped, total = map(int, ran["dispose-bf16-easycache"]["easycache_steps_skipped"].split("/"))
+    assert 0 <= skipped <= total
     for name, ours in ran.items():
         assert set(STATUS_FIELDS) <= set(ours), name
         assert set(PHASES) <= set(ours["peak_bytes"]) and {"encode", "sample", "decode"} == set(ours["estimate_bytes"])

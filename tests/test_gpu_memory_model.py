@@ -76,9 +76,11 @@ def test_working_memory_is_comfyuis_vae_estimate_and_the_measured_tile_line(at_5
 def test_readme_row_of_the_bf16_dispose_mode(at_576):
     mimicmotion, controlnet = manifest("mimicmotion"), manifest("dispose_controlnet")
     svd = mimicmotion["optional_keys"]
-    sample = 2 * (mimicmotion["required_num_params"] + controlnet["num_params"]), int(56.4 * 2**20) + 3847 * 4 * 16 * 9216
+    latent_pixels = (1024 // 8) * (576 // 8)
+    sample = (2 * (mimicmotion["required_num_params"] + controlnet["num_params"]),
+              int(56.4 * 2**20) + 3847 * 2 * 2 * 16 * latent_pixels)
     encode = 2 * numel(svd) + 8 * CLIP_POSITION_IDS, 1024 * 576 * 1767 * 2
-    decode = 2 * numel(svd, "vae."), 8 * 9216 * 2178 * 64 * 2
+    decode = 2 * numel(svd, "vae."), 8 * latent_pixels * 2178 * 64 * 2
 
     def cell(weights: int, working: int) -> str:
         return f"{weights / GIB:.2f} + {working / GIB:.2f} = {(weights + working) / GIB:.2f}"

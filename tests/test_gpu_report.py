@@ -22,7 +22,7 @@ SAMPLE = {
                          "peak_bytes": {"cmp": None, "dift": None, "encode": None, "decode": None,
                                         "sample": {"allocated": 20 * GIB, "reserved": 22 * GIB}}},
         },
-        "dispose-bf16-compile": {"status": "skipped: needs the native MODEL (issue 14)"},
+        "dispose-bf16-sage-attention": {"status": "skipped: sageattention is not installed"},
     },
 }
 
@@ -32,7 +32,7 @@ def test_stage_and_memory_rows_from_a_sample_run():
     assert lines[0] == "**NVIDIA H200**, 2027-01-02, torch 2.11.0+cu130:"
     assert "| dispose-fp16 | 1024x576x16 | 1.50 (3.00) | 0.25 (1.00) | 0.50 (1.00) | 50.00 (100.00) | 4.00 (8.00) " \
            "| 56.25 (113.00) | 2.000 | 3.516 |" in lines
-    assert "| dispose-bf16-compile | skipped: needs the native MODEL (issue 14) |" + " |" * 8 in lines
+    assert "| dispose-bf16-sage-attention | skipped: sageattention is not installed |" + " |" * 8 in lines
     assert "| dispose-fp16 | 1.00/2.00 est - | -/- est - | -/- est 2.00 | 12.00/14.00 est 10.00 (1.20) [20.00/22.00] " \
            "| -/- est 3.00 |" in lines
 

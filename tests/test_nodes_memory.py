@@ -20,7 +20,7 @@ LOADER = dict(svd_folder="stable-video-diffusion-img2vid-xt-1-1", mimicmotion_ch
 
 
 def _load(weight_dtype: str = "default", dispose_checkpoint: str = "DisPose.pth"):
-    (units,) = call_node("DisPoseMimicMotionLoader", **LOADER, weight_dtype=weight_dtype)
+    units, _ = call_node("DisPoseMimicMotionLoader", **LOADER, weight_dtype=weight_dtype)
     (net,) = call_node("DisPoseControlNetLoader", mimicmotion_model=units, dispose_checkpoint=dispose_checkpoint,
                        precision="auto")
     return units, net
@@ -45,7 +45,7 @@ def sample(graph, **kwargs) -> torch.Tensor:
     args = dict(mimicmotion_model=graph["mm"], reference_image=graph["reference"], poses=graph["poses"],
                 control=graph["control"], **FAST)
     args.update(kwargs)
-    (frames,) = call_node("DisPoseMimicMotionSampler", **args)
+    frames, _ = call_node("DisPoseMimicMotionSampler", **args)
     return frames
 
 
@@ -61,7 +61,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def _loaded_ids() -> set[int]:
     import comfy.model_management as mm
 
-    return {id(m.model) for m in mm.current_loaded_models}
+    return {id(m.model.model) for m in mm.current_loaded_models}  # the weights: a MODEL clone shares them
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def core_units(tiny_models_dir):
 
     with model_dirs(tiny_models_dir):
         clip_vision, vae = dispose_test_nodes.TinyCoreSVD().load("svd_xt_1_1.safetensors")
-        (units,) = call_node("DisPoseMimicMotionLoader", **LOADER, clip_vision=clip_vision, vae=vae)
+        units, _ = call_node("DisPoseMimicMotionLoader", **LOADER, clip_vision=clip_vision, vae=vae)
     return units
 
 
@@ -86,19 +86,19 @@ def test_each_phase_holds_only_its_own_models(graph, full, core_units, sockets, 
     """CLIP vision is not loaded while sampling; the VAE only for encoding and decoding; nothing
     of the sampler stays loaded afterwards (ComfyUI would otherwise keep it until memory is short).
     The same with ComfyUI's own CLIP vision and VAE connected (their calls load them)."""
-    from dispose_core.sampling import sampler
-
+    nodes = load_pack().nodes.mimicmotion
     seen: dict[str, set[int]] = {}
-    for phase, name in (("encode", "encode_reference"), ("sample", "denoise_latents"), ("decode", "decode_frames")):
-        def spy(*args, _real=getattr(sampler, name), _phase=phase, **kwargs):
+    for phase, module, name in (("encode", nodes, "encode_reference"), ("sample", nodes.native, "sample"),
+                                ("decode", nodes, "decode_video")):
+        def spy(*args, _real=getattr(module, name), _phase=phase, **kwargs):
             before = _loaded_ids()  # ComfyUI's own models load inside the call: look after it too
             out = _real(*args, **kwargs)
             seen[_phase] = before | _loaded_ids()
             return out
-        monkeypatch.setattr(sampler, name, spy)
+        monkeypatch.setattr(module, name, spy)
     units = graph["mm"] if sockets == "ours" else core_units
     frames = sample(graph, mimicmotion_model=units)
-    clip, vae, unet, net = (id(m.patcher) for m in (units.image_encoder, units.vae, units.denoiser, graph["cn"]))
+    clip, vae, unet, net = (id(m.patcher.model) for m in (units.image_encoder, units.vae, units.denoiser, graph["cn"]))
     assert len({clip, vae, unet, net}) == 4  # one patcher per model
     assert {clip, vae} <= seen["encode"] and not {unet, net} & seen["encode"]
     assert {unet, net} <= seen["sample"] and not {clip, vae} & seen["sample"]
@@ -117,23 +117,27 @@ def test_partial_load_of_the_sample_phase(graph, full, monkeypatch):
     import comfy.model_management as mm
 
     units, net = graph["mm"], graph["cn"]
-    castable = {id(units.denoiser.patcher), id(net.patcher)}
+    castable = {id(units.denoiser.patcher.model), id(net.patcher.model)}  # the sampler loads a clone of the MODEL
     real, resident, asked = mm.load_models_gpu, {}, []
 
     def low_vram(models, memory_required=0, force_full_load=False, **kwargs):
-        if not castable & {id(p) for p in models}:
+        if not castable & {id(p.model) for p in models}:
             return real(models, memory_required=memory_required, force_full_load=force_full_load, **kwargs)
         asked.append((memory_required, force_full_load))
         for patcher in models:
+            if any(m.model is patcher for m in mm.current_loaded_models):
+                continue  # already loaded: load_models_gpu keeps it as it is
             loaded = mm.LoadedModel(patcher)
             loaded.model_load(lowvram_model_memory=patcher.model_size() // 3)
             mm.current_loaded_models.insert(0, loaded)
-            resident[id(patcher)] = (patcher.loaded_size(), patcher.model_size())
+            resident[id(patcher.model)] = (patcher.loaded_size(), patcher.model_size())
 
     monkeypatch.setattr(mm, "load_models_gpu", low_vram)
     partial = sample(graph)
     # the measured tile estimate: 56.4 MiB + 3847 B x latent pixels of the CFG batch x 4 (fp32 on the CPU)
-    assert asked == [(int(56.4 * 2**20) + 3847 * (2 * 6 * 8 * 8) * 4, False)]
+    # (then ComfyUI's sampling asks again with its own estimate, for the models already loaded)
+    assert asked[0] == (int(56.4 * 2**20) + 3847 * (2 * 6 * 8 * 8) * 4, False)
+    assert not any(full for _, full in asked)
     assert resident.keys() == castable
     assert all(0 < loaded <= total // 3 for loaded, total in resident.values())
     assert torch.equal(partial, full)
@@ -175,32 +179,30 @@ def test_fp8_controlnet_copies_the_unet_before_fp8(tiny_models_dir, tmp_path):
 
 
 def test_out_of_memory_gives_our_advice_and_frees_the_phase(graph, monkeypatch):
-    from dispose_core.sampling import sampler
-
     def oom(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(sampler, "denoise_latents", oom)
+    monkeypatch.setattr(load_pack().nodes.comfy_native, "sample", oom)
     with pytest.raises(errors.DeviceMemoryError) as err:
         sample(graph)
     message = str(err.value)
     assert "sample phase" in message
     assert all(word in message for word in ("tile_size", "fp8_e4m3fn", "resolution", "decode_chunk_size"))
     units = graph["mm"]
-    assert not {id(units.denoiser.patcher), id(graph["cn"].patcher)} & _loaded_ids()
+    assert not {id(units.denoiser.patcher.model), id(graph["cn"].patcher.model)} & _loaded_ids()
 
 
 def test_other_errors_pass_unchanged(graph, monkeypatch):
     """On a CPU-only torch ComfyUI's OOM_EXCEPTION may be plain Exception: other errors keep their type."""
-    from dispose_core.sampling import sampler
-
-    monkeypatch.setattr(sampler, "denoise_latents", lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
+    monkeypatch.setattr(load_pack().nodes.comfy_native, "sample",
+                        lambda *a, **k: (_ for _ in ()).throw(ValueError("boom")))
     with pytest.raises(ValueError, match="boom"):
         sample(graph)
 
 
 def test_batch_quirk_switch(graph, full):
-    """Off: the corrected CFG-batch attention, a different result; the model's flag follows each run."""
+    """Off: the corrected CFG-batch attention, a different result (a run option on a clone of the
+    MODEL: the loader's MODEL keeps no option, so the next run is official again)."""
     fixed = sample(graph, official_batch_quirk=False)
     assert not torch.equal(fixed, full)
     assert torch.equal(sample(graph, official_batch_quirk=True), full)
@@ -222,6 +224,6 @@ def test_noise_device(graph, full, monkeypatch):
 
     monkeypatch.setattr(nodes.bridge, "torch_device", lambda: torch.device("cuda", 0))
     monkeypatch.setattr(nodes.torch, "Generator", Recorder)
-    nodes._noise_generator("official", 3)
-    nodes._noise_generator("cpu", 3)
+    nodes.noise_generator("official", 3)
+    nodes.noise_generator("cpu", 3)
     assert made == [torch.device("cuda", 0), torch.device("cpu")]

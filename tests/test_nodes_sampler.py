@@ -24,7 +24,7 @@ def bridge():
 def graph(tiny_models_dir):
     with model_dirs(tiny_models_dir):
         g = guidance_graph(num_frames=5)
-        (g["mm"],) = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
+        g["mm"], _ = call_node("DisPoseMimicMotionLoader", svd_folder="stable-video-diffusion-img2vid-xt-1-1",
                                mimicmotion_checkpoint="MimicMotion_1-1.pth", precision="auto")
         (g["cn"],) = call_node("DisPoseControlNetLoader", mimicmotion_model=g["mm"],
                                dispose_checkpoint="DisPose.pth", precision="auto")
@@ -36,7 +36,7 @@ def graph(tiny_models_dir):
 def sample(graph, **kwargs) -> torch.Tensor:
     args = dict(mimicmotion_model=graph["mm"], reference_image=graph["reference"], poses=graph["poses"], **FAST)
     args.update(kwargs)
-    (frames,) = call_node("DisPoseMimicMotionSampler", **args)
+    frames, _ = call_node("DisPoseMimicMotionSampler", **args)
     return frames
 
 

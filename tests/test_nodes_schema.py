@@ -123,12 +123,15 @@ ADDED_INPUTS = {
         ("clip_vision", "CLIP_VISION", True, {}),
         ("weight_dtype", "COMBO", True, {"default": "default"}),
     ],
-    "DisPoseMimicMotionSampler": [
+    "DisPoseMimicMotionSampler": [  # issue 10
         ("official_batch_quirk", "BOOLEAN", True, {"default": True}),
         ("noise_device", "COMBO", True, {"default": "official"}),
+        ("noise_draw", "COMBO", True, {"default": "official"}),  # issue 14
     ],
 }
-ADDED_OUTPUTS = {"DisPoseDWPoseExtract": (("FLOAT",), ("fps",))}
+ADDED_OUTPUTS = {"DisPoseDWPoseExtract": (("FLOAT",), ("fps",)),
+                 "DisPoseMimicMotionLoader": (("MODEL",), ("model",)),  # issue 14: the native MODEL
+                 "DisPoseMimicMotionSampler": (("LATENT",), ("latent",))}
 ADDED_OPTIONS = {("DisPoseDWPoseExtract", "person"): ["official", "largest_tracked", "by_index"],
                  ("DisPoseDWPoseExtract", "empty_frames"): ["official", "interpolate", "hold"]}
 
@@ -152,6 +155,14 @@ EXPECTED_NAMES = {
     "DisPoseHybridControlNetApply": "Hybrid ControlNet Apply",
     "DisPoseMimicMotionLoader": "MimicMotion Loader",
     "DisPoseMimicMotionSampler": "MimicMotion Sampler",
+    # issue 14: the native path
+    "DisPoseMimicMotionConditioning": "MimicMotion Conditioning",
+    "DisPoseApplyControl": "Apply DisPose Control",
+    "DisPoseMimicMotionTiles": "MimicMotion Tiles",
+    "DisPoseMimicMotionNoise": "MimicMotion Noise",
+    "DisPoseMimicMotionEuler": "MimicMotion Euler",
+    "DisPoseMimicMotionScheduler": "MimicMotion Scheduler",
+    "DisPoseMimicMotionDecode": "MimicMotion Decode",
 }
 
 

@@ -23,8 +23,10 @@ from dispose_core.sampling.conditioning import (
     reference_latent,
 )
 from dispose_core.sampling.decode import decode_latents, to_images
-from dispose_core.sampling.loop import denoise
-from dispose_core.sampling.schedule import karras_schedule
+from dispose_core.sampling.euler import sample_euler
+from dispose_core.sampling.guided import GuidedVideoModel, VideoConditions
+from dispose_core.sampling.schedule import init_noise_sigma, karras_sigmas, scale_input, timestep
+from dispose_core.sampling.video_model import TILES, MimicMotionVideoModel
 from dispose_core.sampling.tiling import tile_indices, tile_weights
 
 
@@ -59,10 +61,10 @@ def _weight_file(case, role: str) -> str:
 @M5
 def test_schedule_matches_golden(golden_name):
     case = require(golden_name)
-    schedule = karras_schedule(_kw(case)["num_inference_steps"])
-    assert torch.equal(schedule.sigmas, case.tensors["aux.sigmas"])
-    assert torch.equal(schedule.timesteps, case.tensors["aux.timesteps"])
-    assert schedule.init_noise_sigma.item() == pytest.approx(case.sidecar["checks"]["init_noise_sigma"], rel=1e-7)
+    sigmas = karras_sigmas(_kw(case)["num_inference_steps"])
+    assert torch.equal(sigmas, case.tensors["aux.sigmas"])
+    assert torch.equal(timestep(sigmas[:-1]), case.tensors["aux.timesteps"])
+    assert init_noise_sigma(sigmas[0]).item() == pytest.approx(case.sidecar["checks"]["init_noise_sigma"], rel=1e-7)
 
 
 @M5
@@ -106,7 +108,7 @@ def test_generator_draw_order_matches_golden(golden_name):
                        kw["tile_size"])
     assert torch.equal(draws.noise_aug, case.tensors["rand.noise_aug"])
     assert torch.equal(draws.init, case.tensors["rand.init_latents"])
-    sigma = karras_schedule(kw["num_inference_steps"]).init_noise_sigma
+    sigma = init_noise_sigma(karras_sigmas(kw["num_inference_steps"])[0])
     latents = periodic_initial_latents(draws.init, kw["num_frames"], sigma)
     assert rel_l2(latents, case.tensors["aux.step0.latents_in"]) == 0.0
 
@@ -145,32 +147,46 @@ def test_vae_condition_matches_golden(golden_name):
     assert rel_l2(latent, case.tensors["aux.image_latents"]) < _tol(case)
 
 
+class _RecordedUNet(torch.nn.Module):
+    """Returns the official run's recorded UNet output of each call in turn and keeps its inputs."""
+
+    def __init__(self, case, tiles_per_step: int):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # placement: CPU, float32
+        self.case, self.tiles_per_step, self.seen = case, tiles_per_step, []
+
+    def forward(self, x, t, context, time_ids, **_):
+        step, number = divmod(len(self.seen), self.tiles_per_step)
+        self.seen.append((step, number, x))
+        return self.case.tensors[f"aux.unet_out.s{step}.t{number}"]
+
+
 @M5
 def test_fused_guided_euler_loop_matches_golden(golden_name):
-    """Inject the recorded UNet outputs: the loop's fusion, guidance and Euler steps must
-    reproduce the recorded latents, and it must hand the recorded inputs to the model."""
+    """Inject the recorded UNet outputs into the video model: its tile fusion, the per-frame
+    guidance and the Euler sampler must reproduce the recorded latents, and the UNet must get the
+    recorded inputs."""
     case = require(golden_name)
     kw, t = _kw(case), case.tensors
-    schedule = karras_schedule(kw["num_inference_steps"])
-    tiles = tile_indices(kw["num_frames"], kw["tile_size"], kw["tile_overlap"])
-    seen = []
-
-    def predict(step, number, idx, scaled):
-        seen.append((step, number, idx.tolist(), scaled))
-        return t[f"aux.unet_out.s{step}.t{number}"]
-
-    out = denoise(t["aux.step0.latents_in"], schedule, tiles, tile_weights(kw["tile_size"]),
-                  frame_guidance(kw["min_guidance_scale"], kw["max_guidance_scale"], kw["num_frames"]),
-                  predict)
-    assert len(seen) == case.sidecar["checks"]["num_unet_calls"]
+    sigmas = karras_sigmas(kw["num_inference_steps"])
+    frames = kw["num_frames"]
+    num_tiles = tile_indices(frames, kw["tile_size"], kw["tile_overlap"]).shape[0]
+    unet = _RecordedUNet(case, num_tiles)
+    latent = t["aux.call0.model_input"][:, 0, 4:]  # the reference latent of both halves (uncond zeros)
+    conditions = VideoConditions(torch.zeros(2, 1, 8), latent, torch.zeros(2, 3), torch.zeros(2, frames, 1, 1, 1))
+    model = GuidedVideoModel(MimicMotionVideoModel(unet, torch.nn.Identity()), conditions,
+                             frame_guidance(kw["min_guidance_scale"], kw["max_guidance_scale"], frames),
+                             {TILES: (kw["tile_size"], kw["tile_overlap"]), "sample_sigmas": sigmas})
+    out = sample_euler(model, t["aux.step0.latents_in"][0], sigmas)
+    assert len(unet.seen) == case.sidecar["checks"]["num_unet_calls"]
     model_input = t["aux.call0.model_input"]
-    assert rel_l2(seen[0][3][0], model_input[1, :, :4]) < 1e-7
-    assert rel_l2(seen[0][3][0], model_input[0, :, :4]) < 1e-7
-    for step in range(1, schedule.num_steps):  # each step starts from the recorded previous result
-        first = next(s for s in seen if s[0] == step and s[1] == 0)
-        prev = schedule.scale_model_input(t[f"aux.step{step - 1}.latents_out"], step)[:, first[2]]
-        assert rel_l2(first[3], prev) < _tol(case)
-    assert rel_l2(out, t["out.latents"]) < _tol(case, "out.latents")
+    assert rel_l2(unet.seen[0][2], model_input) < 1e-7
+    for step in range(1, len(sigmas) - 1):  # each step starts from the recorded previous result
+        first = next(s for s in unet.seen if s[0] == step and s[1] == 0)
+        idx = tile_indices(frames, kw["tile_size"], kw["tile_overlap"])[0]
+        prev = scale_input(t[f"aux.step{step - 1}.latents_out"], sigmas[step])[:, idx]
+        assert rel_l2(first[2][1:, :, :4], prev) < _tol(case)
+    assert rel_l2(out[None], t["out.latents"]) < _tol(case, "out.latents")
 
 
 @M5

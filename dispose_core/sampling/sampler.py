@@ -7,10 +7,12 @@ latent, time ids, pose latents, motion and keypoint features) is computed once p
 scheduler's per-step noise draws, which are multiplied by zero, are skipped; latents stay float32.
 Deliberate differences (the official code crashes or misbehaves there) are listed in ``validate``;
 the diffusers-0.27 CFG-batch quirk is reproduced exactly where the official DisPose pipeline has
-it (see ``_TileModel``).
+it (see ``video_model.MimicMotionVideoModel``). The phases here are the CLI's entrance; ComfyUI's
+runs the same video model and Euler through ``comfy.samplers`` (nodes/comfy_native.py).
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,6 @@ import torch
 
 from ..errors import InputError
 from ..models.cast_layers import compute_placement
-from ..models.svd_trunk import set_official_batch_quirk
 from ..models.units import Denoiser, ImageEncoder
 from ..types import check_frame_counts
 from .conditioning import (
@@ -32,14 +33,18 @@ from .conditioning import (
     periodic_initial_latents,
     reference_latent,
 )
-from .control import ControlFeatures, ControlInputs, control_features
+from .control import ControlInputs
 from .decode import decode_latents, to_images
-from .loop import denoise
-from .schedule import SIGMA_MAX, SIGMA_MIN, EulerSchedule, karras_schedule
-from .tiling import tile_indices, tile_weights
+from .euler import sample_euler
+from .guided import GuidedVideoModel, VideoConditions
+from .schedule import SIGMA_MAX, SIGMA_MIN, init_noise_sigma, karras_sigmas
+from .settings import SamplerSettings
+from .tiling import tile_indices
+from .video_model import BATCH_QUIRK, CONTROL, TILE_HOOKS, TILES, ControlRun, MimicMotionVideoModel, TileHooks, pose_latents
 
-__all__ = ["ControlInputs", "EncodedReference", "SamplingInterrupted", "SamplingPlan", "Ticker", "decode_frames",
-           "denoise_latents", "encode_reference", "plan_sampling", "sample_latents", "sample_video", "split_models"]
+__all__ = ["ControlInputs", "EncodedReference", "SamplerSettings", "SamplingInterrupted", "SamplingPlan", "Ticker",
+           "decode_frames", "denoise_latents", "encode_reference", "plan_sampling", "sample_latents", "sample_video",
+           "split_models", "video_conditions"]
 
 SIZE_MULTIPLE = 64  # latent /8, three UNet downsamplers /8; the point adapter's /64 grid
 
@@ -127,62 +132,6 @@ def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInput
     return min(tile_size, num_frames)
 
 
-class _TileModel:
-    """Predicts one tile's v for the CFG batch from the precomputed step-invariant tensors.
-
-    The UNet's diffusers-0.27 CFG-batch context layout (``set_official_batch_quirk``) is switched
-    per step: on where the ControlNet runs (the DisPose pipeline batches the CFG halves, so its
-    results have it; unless the model's flag was turned off), off elsewhere (MimicMotion's own
-    pipeline calls the UNet once per half, B=1, which never has it). So a plain run, or a step
-    outside the control window, gives MimicMotion's result although the halves are batched here.
-    The caller restores the model's flag (``_Run.denoise``).
-    """
-
-    def __init__(self, unet: torch.nn.Module, timesteps: torch.Tensor, context: torch.Tensor,
-                 image_latent: torch.Tensor, time_ids: torch.Tensor, pose_latents: torch.Tensor,
-                 control: ControlInputs | None, features: ControlFeatures | None, active: list[bool]):
-        self.unet, self.timesteps = unet, timesteps
-        self.context, self.image_latent, self.time_ids = context, image_latent, time_ids
-        self.pose_latents, self.control, self.features, self.active = pose_latents, control, features, active
-        self.batch = context.shape[0]
-        self.dtype = compute_placement(unet)[1]
-        self.official_quirk = getattr(unet, "official_batch_quirk", True)
-        self._quirk: bool | None = None
-
-    def _set_quirk(self, enabled: bool) -> None:
-        if enabled != self._quirk:  # changes only at the control window edges
-            set_official_batch_quirk(self.unet, enabled)
-            self._quirk = enabled
-
-    def __call__(self, step: int, number: int, idx: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
-        frames = idx.shape[0]
-        x = scaled.to(self.dtype).expand(self.batch, -1, -1, -1, -1)
-        x = torch.cat([x, self.image_latent.expand(-1, frames, -1, -1, -1)], dim=2)
-        pose = self.pose_latents[idx]
-        if self.batch == 2:
-            pose = torch.cat([torch.zeros_like(pose), pose])
-        t = self.timesteps[step]
-        down = mid = None
-        self._set_quirk(self.active[step] and self.official_quirk)
-        if self.active[step]:
-            c, f = self.control, self.features
-            down, mid = c.controlnet(
-                x, t, self.context, self.time_ids, f.motion[idx],
-                None if f.points is None else [p[idx] for p in f.points],
-                conditioning_scale=c.strength, motion_scale=c.motion_strength, point_scale=c.point_strength)
-        return self.unet(x, t, self.context, self.time_ids, pose_latents=pose,
-                         down_block_additional_residuals=down, mid_block_additional_residual=mid)
-
-
-@torch.no_grad()
-def _pose_latents(pose_net: torch.nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
-    """PoseNet over all (F,H,W,3) frames once, kept in ``dtype``; chunked, so only ``chunk``
-    frames exist at full resolution in float at a time."""
-    device, net_dtype = compute_placement(pose_net)
-    return torch.cat([pose_net(_pose_pm1(poses[s:s + chunk]).to(device, net_dtype)).to(dtype)
-                      for s in range(0, poses.shape[0], chunk)])
-
-
 class Ticker:
     """Counts tile calls and decoded chunks for ``progress(done, total)``; asks ``should_stop``
     before each tile call. One ticker can span the sample and decode phases of a run."""
@@ -208,17 +157,10 @@ class SamplingPlan:
     reference: torch.Tensor  # (H,W,3) uint8 or float in [0,1]
     poses: torch.Tensor  # (F,H,W,3) uint8 or float in [0,1]
     control: ControlInputs | None
-    seed: int
-    steps: int
-    min_guidance: float
-    max_guidance: float
-    noise_aug: float
-    fps: int
-    motion_bucket_id: int
+    settings: SamplerSettings
     tile_size: int  # the tile used (shrunk to the video when it is shorter)
-    overlap: int
-    decode_chunk_size: int
     generator: torch.Generator | None
+    official_batch_quirk: bool = True
 
     @property
     def num_frames(self) -> int:
@@ -230,40 +172,54 @@ class SamplingPlan:
 
     @property
     def cfg(self) -> bool:
-        return max(self.min_guidance, self.max_guidance) > 1.0
+        return self.settings.cfg
+
+    @property
+    def overlap(self) -> int:
+        return min(self.settings.overlap, self.tile_size - 1)
 
     @property
     def num_tiles(self) -> int:
-        return int(tile_indices(self.num_frames, self.tile_size, min(self.overlap, self.tile_size - 1)).shape[0])
+        return int(tile_indices(self.num_frames, self.tile_size, self.overlap).shape[0])
 
     @property
     def tile_calls(self) -> int:
         """UNet (+ ControlNet) calls of the sample phase."""
-        return self.steps * self.num_tiles
+        return self.settings.steps * self.num_tiles
 
     @property
     def decode_chunks(self) -> int:
-        return -(-self.num_frames // self.decode_chunk_size)
+        return -(-self.num_frames // self.settings.decode_chunk_size)
 
     def ticker(self, progress: Callable[[int, int], None] | None = None,
                should_stop: Callable[[], Any] | None = None) -> Ticker:
         """One progress count over the sample and decode phases."""
         return Ticker(self.tile_calls + self.decode_chunks, progress, should_stop)
 
+    def model_options(self, ticker: Ticker | None = None) -> dict:
+        """The video model's transformer options for this run: tiles, the control (its features
+        computed once per run), the batch quirk, and the ticker between tile calls."""
+        options = {TILES: (self.tile_size, self.overlap), BATCH_QUIRK: self.official_batch_quirk}
+        if self.control is not None:
+            options[CONTROL] = ControlRun(self.control, self.tile_size)
+        if ticker is not None:
+            options[TILE_HOOKS] = TileHooks(ticker.check_stop, ticker.tick)
+        return options
 
-def plan_sampling(
-    reference: Any, pose_images: Any, *, control: ControlInputs | None = None, seed: int = 42, steps: int = 25,
-    min_guidance: float = 2.0, max_guidance: float = 2.0, noise_aug: float = 0.0, fps: int = 7,
-    motion_bucket_id: int = 127, tile_size: int = 16, overlap: int = 6, decode_chunk_size: int = 8,
-    generator: torch.Generator | None = None,
-) -> SamplingPlan:
-    """Check the inputs and settings (see ``validate`` and ``sample_video``) before any model is loaded."""
+
+def plan_sampling(reference: Any, pose_images: Any, *, control: ControlInputs | None = None,
+                  settings: SamplerSettings | None = None, generator: torch.Generator | None = None,
+                  official_batch_quirk: bool = True, **fields: Any) -> SamplingPlan:
+    """Check the inputs and settings (see ``validate`` and ``sample_video``) before any model is loaded.
+
+    ``fields`` override single ``SamplerSettings`` fields (``seed=7``) of ``settings`` (default: official).
+    """
+    settings = dataclasses.replace(settings or SamplerSettings(), **fields)
     ref = _image_tensor(reference, "reference")
     poses = _image_tensor(pose_images, "pose_images")
-    tile = validate(ref, poses, control, steps=steps, tile_size=tile_size, overlap=overlap,
-                    decode_chunk_size=decode_chunk_size)
-    return SamplingPlan(ref, poses, control, int(seed), steps, min_guidance, max_guidance, noise_aug, fps,
-                        motion_bucket_id, tile, overlap, decode_chunk_size, generator)
+    tile = validate(ref, poses, control, steps=settings.steps, tile_size=settings.tile_size,
+                    overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size)
+    return SamplingPlan(ref, poses, control, settings, tile, generator, official_batch_quirk)
 
 
 @dataclass
@@ -275,93 +231,85 @@ class EncodedReference:
     latent: torch.Tensor  # (1,4,h,w) VAE posterior mode of the noise-augmented reference, the VAE's dtype
     init_noise: torch.Tensor  # (1,tile,4,h,w) float32, the generator's second draw
 
+    def noise(self) -> torch.Tensor:
+        """(F,4,h,w) unit initial noise: frame f takes draw f mod tile_size (official)."""
+        return periodic_initial_latents(self.init_noise, self.plan.num_frames, torch.tensor(1.0))[0]
+
 
 @torch.no_grad()
 def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch.nn.Module) -> EncodedReference:
     """Encode phase: draw the noise (official order), CLIP-embed and VAE-encode the reference."""
     height, width = plan.size
-    gen = plan.generator if plan.generator is not None else torch.Generator().manual_seed(plan.seed)
+    s = plan.settings
+    gen = plan.generator if plan.generator is not None else torch.Generator().manual_seed(s.seed)
     draws = draw_noise(gen, height, width, plan.tile_size)
     ref_chw = _unit_range(plan.reference).permute(2, 0, 1)[None]
     enc = image_encoder.model
     emb = image_embedding(enc, clip_pixels(ref_chw, image_encoder.mean, image_encoder.std, image_encoder.size)
                           .to(*compute_placement(enc)))
-    aug = ref_chw * 2.0 - 1.0 + plan.noise_aug * draws.noise_aug.to(ref_chw.device)
+    aug = ref_chw * 2.0 - 1.0 + s.noise_aug * draws.noise_aug.to(ref_chw.device)
     latent = reference_latent(vae, aug.to(*compute_placement(vae)))
     return EncodedReference(plan, emb, latent, draws.init)
 
 
-@dataclass
-class _Run:
-    """A fully prepared sample phase: the loop needs nothing else."""
-
-    latents: torch.Tensor  # (1,F,4,h,w) float32 initial noise
-    schedule: EulerSchedule
-    tiles: torch.Tensor
-    weights: torch.Tensor
-    guidance: torch.Tensor | None
-    predict: _TileModel
-
-    @property
-    def calls(self) -> int:
-        return self.schedule.num_steps * self.tiles.shape[0]
-
-    def denoise(self, ticker: Ticker) -> torch.Tensor:
-        """(F,4,h,w) float32 denoised latents; the UNet's quirk setting is restored afterwards."""
-        try:
-            out = denoise(self.latents, self.schedule, self.tiles, self.weights, self.guidance, self.predict,
-                          before_call=ticker.check_stop, after_call=ticker.tick)
-        finally:
-            set_official_batch_quirk(self.predict.unet, self.predict.official_quirk)
-        return out[0]
+def pose_pixels(plan: SamplingPlan) -> torch.Tensor:
+    """(F,3,H,W) float32 pose frames in [-1,1], PoseNet's input."""
+    return _pose_pm1(plan.poses)
 
 
 @torch.no_grad()
-def _prepare_denoise(encoded: EncodedReference, denoiser: Denoiser) -> _Run:
-    """Everything the loop needs, in the UNet's dtype and device: the sample phase's set-up."""
+def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoConditions:
+    """The sample phase's step-invariant inputs in the UNet's dtype and device; PoseNet runs here, once."""
     plan = encoded.plan
-    num_frames, (height, width), tile, steps = plan.num_frames, plan.size, plan.tile_size, plan.steps
-    unet, control = denoiser.unet, plan.control
-    device, dtype = compute_placement(unet)
+    device, dtype = compute_placement(denoiser.unet)
     emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
-    ids = added_time_ids(plan.fps, plan.motion_bucket_id, plan.noise_aug).to(device, dtype)
+    s = plan.settings
+    ids = added_time_ids(s.fps, s.motion_bucket_id, s.noise_aug).to(device, dtype)
+    poses = pose_latents(denoiser.pose_net, pose_pixels(plan), plan.tile_size, dtype).to(device)[None]
     if plan.cfg:
         emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
-        ids = ids.expand(2, -1)
-    pose_latents = _pose_latents(denoiser.pose_net, plan.poses, tile, dtype).to(device)
-    features = None if control is None else control_features(control, height, width, tile)
+        ids, poses = ids.expand(2, -1), torch.cat([torch.zeros_like(poses), poses])
+    return VideoConditions(emb, latent, ids, poses)
 
-    sched_cfg = denoiser.scheduler_config or {}
-    schedule = karras_schedule(steps, sched_cfg.get("sigma_min", SIGMA_MIN), sched_cfg.get("sigma_max", SIGMA_MAX))
-    schedule = schedule.to(device)
-    predict = _TileModel(unet, schedule.timesteps, emb, latent[:, None], ids, pose_latents, control, features,
-                         control.active_steps(steps) if control is not None else [False] * steps)
-    return _Run(
-        latents=periodic_initial_latents(encoded.init_noise.to(device), num_frames, schedule.init_noise_sigma),
-        schedule=schedule,
-        tiles=tile_indices(num_frames, tile, min(plan.overlap, tile - 1)).to(device),
-        weights=tile_weights(tile).to(device),
-        guidance=frame_guidance(plan.min_guidance, plan.max_guidance, num_frames).to(device) if plan.cfg else None,
-        predict=predict,
-    )
+
+def sampling_sigmas(plan: SamplingPlan, denoiser: Denoiser) -> torch.Tensor:
+    """The official Karras sigmas of the run (the model's scheduler range)."""
+    cfg = denoiser.scheduler_config or {}
+    return karras_sigmas(plan.settings.steps, cfg.get("sigma_min", SIGMA_MIN), cfg.get("sigma_max", SIGMA_MAX))
 
 
 @torch.no_grad()
 def denoise_latents(encoded: EncodedReference, denoiser: Denoiser, ticker: Ticker | None = None) -> torch.Tensor:
     """Sample phase: UNet + PoseNet (+ the plan's ControlNet) -> (F,4,h,w) float32 denoised latents
-    (unscaled, the official 'latent' output), on the UNet's device."""
-    run = _prepare_denoise(encoded, denoiser)
-    return run.denoise(ticker if ticker is not None else Ticker(run.calls))
+    (unscaled, the official 'latent' output), on the UNet's device. The official Euler
+    (``euler.sample_euler``) over the video model, as ComfyUI's entrance runs it."""
+    plan = encoded.plan
+    device = compute_placement(denoiser.unet)[0]
+    sigmas = sampling_sigmas(plan, denoiser).to(device)
+    options = plan.model_options(ticker if ticker is not None else Ticker(plan.tile_calls))
+    options["sample_sigmas"] = sigmas
+    guidance = frame_guidance(plan.settings.min_guidance, plan.settings.max_guidance, plan.num_frames)
+    model = GuidedVideoModel(MimicMotionVideoModel(denoiser.unet, denoiser.pose_net),
+                             video_conditions(encoded, denoiser), guidance.to(device) if plan.cfg else None,
+                             options)
+    noise = encoded.noise().to(device) * init_noise_sigma(sigmas[0]).to(device)
+    return sample_euler(model, noise, sigmas)
 
 
 @torch.no_grad()
+def decode_video(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int, *, keep_reference_frame: bool = False,
+                 ticker: Ticker | None = None) -> torch.Tensor:
+    """(F,4,h,w) model-scaled latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with
+    ``keep_reference_frame``), ``chunk_size`` frames per VAE call."""
+    frames = to_images(decode_latents(vae, latents, chunk_size, on_chunk=None if ticker is None else ticker.tick))
+    return frames if keep_reference_frame else frames[1:]
+
+
 def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPlan, *,
                   keep_reference_frame: bool = False, ticker: Ticker | None = None) -> torch.Tensor:
-    """Decode phase: (F,4,h,w) latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU
-    (F with ``keep_reference_frame``), ``plan.decode_chunk_size`` frames per VAE call."""
-    frames = to_images(decode_latents(vae, latents, plan.decode_chunk_size,
-                                      on_chunk=None if ticker is None else ticker.tick))
-    return frames if keep_reference_frame else frames[1:]
+    """Decode phase of ``plan``: ``decode_video`` with its ``decode_chunk_size``."""
+    return decode_video(vae, latents, plan.settings.decode_chunk_size, keep_reference_frame=keep_reference_frame,
+                        ticker=ticker)
 
 
 def split_models(models: Any) -> tuple[ImageEncoder, torch.nn.Module, Denoiser]:
@@ -374,51 +322,31 @@ def split_models(models: Any) -> tuple[ImageEncoder, torch.nn.Module, Denoiser]:
 
 
 @torch.no_grad()
-def sample_latents(
-    models: Any, reference: Any, pose_images: Any, *, control: ControlInputs | None = None, seed: int = 42,
-    steps: int = 25, min_guidance: float = 2.0, max_guidance: float = 2.0, noise_aug: float = 0.0,
-    fps: int = 7, motion_bucket_id: int = 127, tile_size: int = 16, overlap: int = 6,
-    generator: torch.Generator | None = None, progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], Any] | None = None,
-) -> torch.Tensor:
+def sample_latents(models: Any, reference: Any, pose_images: Any, *, control: ControlInputs | None = None,
+                   generator: torch.Generator | None = None, official_batch_quirk: bool = True,
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], Any] | None = None, **settings: Any) -> torch.Tensor:
     """Encode and denoise only: (F,4,H/8,W/8) float32 latents (unscaled, the official 'latent' output).
 
     Settings as in ``sample_video``.
     """
-    plan = plan_sampling(reference, pose_images, control=control, seed=seed, steps=steps, min_guidance=min_guidance,
-                         max_guidance=max_guidance, noise_aug=noise_aug, fps=fps, motion_bucket_id=motion_bucket_id,
-                         tile_size=tile_size, overlap=overlap, decode_chunk_size=1, generator=generator)
+    plan = plan_sampling(reference, pose_images, control=control, generator=generator,
+                         official_batch_quirk=official_batch_quirk, **settings)
     image_encoder, vae, denoiser = split_models(models)
     encoded = encode_reference(plan, image_encoder, vae)
     return denoise_latents(encoded, denoiser, Ticker(plan.tile_calls, progress, should_stop))
 
 
 @torch.no_grad()
-def sample_video(
-    models: Any,
-    reference: Any,
-    pose_images: Any,
-    *,
-    control: ControlInputs | None = None,
-    seed: int = 42,
-    steps: int = 25,
-    min_guidance: float = 2.0,
-    max_guidance: float = 2.0,
-    noise_aug: float = 0.0,
-    fps: int = 7,
-    motion_bucket_id: int = 127,
-    tile_size: int = 16,
-    overlap: int = 6,
-    decode_chunk_size: int = 8,
-    keep_reference_frame: bool = False,
-    generator: torch.Generator | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], Any] | None = None,
-) -> torch.Tensor:
+def sample_video(models: Any, reference: Any, pose_images: Any, *, control: ControlInputs | None = None,
+                 keep_reference_frame: bool = False, generator: torch.Generator | None = None,
+                 official_batch_quirk: bool = True, progress: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], Any] | None = None, **settings: Any) -> torch.Tensor:
     """Animate ``reference`` (H,W,3) with ``pose_images`` (F,H,W,3; frame 0 = reference pose).
 
     The three phases in a row (``encode_reference``, ``denoise_latents``, ``decode_frames``; a host
-    that manages memory calls them itself with each phase's models loaded).
+    that manages memory calls them itself with each phase's models loaded). ``settings``: fields of
+    ``SamplerSettings`` (defaults official).
     Returns (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with ``keep_reference_frame``; the
     official script drops frame 0, the reconstructed reference). Inputs are uint8, or float in
     [0,1]; they are cast to each model's dtype and device. ``seed`` seeds a CPU generator
@@ -426,13 +354,13 @@ def sample_video(
     different noise: pass ``generator`` to choose). CFG runs when a frame's guidance exceeds 1 (the
     official code looks only at ``max_guidance``); otherwise the conditional prediction alone is
     used, as officially -- with DisPose keypoints too, where the official point adapter fails
-    without the CFG batch. ``progress(done, total)`` is called after each tile call and decoded
-    chunk; ``should_stop()`` before each tile call (return True, or raise, to interrupt).
+    without the CFG batch. ``official_batch_quirk``: diffusers 0.27's CFG-batch mix-up where the
+    ControlNet runs (``svd_trunk.set_official_batch_quirk``). ``progress(done, total)`` is called
+    after each tile call and decoded chunk; ``should_stop()`` before each tile call (return True, or
+    raise, to interrupt).
     """
-    plan = plan_sampling(reference, pose_images, control=control, seed=seed, steps=steps, min_guidance=min_guidance,
-                         max_guidance=max_guidance, noise_aug=noise_aug, fps=fps, motion_bucket_id=motion_bucket_id,
-                         tile_size=tile_size, overlap=overlap, decode_chunk_size=decode_chunk_size,
-                         generator=generator)
+    plan = plan_sampling(reference, pose_images, control=control, generator=generator,
+                         official_batch_quirk=official_batch_quirk, **settings)
     image_encoder, vae, denoiser = split_models(models)
     ticker = plan.ticker(progress, should_stop)
     latents = denoise_latents(encode_reference(plan, image_encoder, vae), denoiser, ticker)

@@ -1,13 +1,11 @@
-"""EDM Euler schedule of SVD-xt: Karras sigmas, v-prediction, deterministic Euler steps.
+"""SVD-xt's noise schedule and EDM v-prediction maps (diffusers' ``EulerDiscreteScheduler`` config:
+v_prediction, continuous timesteps, Karras sigmas 700 -> 0.002, sigma_data 1).
 
-Equal to diffusers' ``EulerDiscreteScheduler`` with the SVD-xt scheduler config (v_prediction,
-continuous timesteps, Karras sigmas 700 -> 0.002, s_churn 0), written out so the sampler controls
-every float operation and never touches the random generator (diffusers draws one unused noise
-tensor per step; see ``conditioning.draw_initial_noise``).
+These are the host-independent forms of what ComfyUI's ``ModelSamplingContinuousEDM`` with
+``V_PREDICTION_EDM`` computes for its SVD model (``calculate_input``, ``timestep``,
+``calculate_denoised``, ``noise_scaling``); the CLI entrance uses them, ComfyUI uses its own.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,44 +15,32 @@ SIGMA_MAX = 700.0
 RHO = 7.0
 
 
-@dataclass(frozen=True)
-class EulerSchedule:
-    """Per-step noise levels; ``sigmas`` has one more entry (the final 0) than ``timesteps``."""
-
-    sigmas: torch.Tensor  # (steps+1,) float32, decreasing, last = 0
-    timesteps: torch.Tensor  # (steps,) float32, 0.25 * ln(sigma) (the UNet's conditioning)
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.timesteps.shape[0])
-
-    @property
-    def init_noise_sigma(self) -> torch.Tensor:
-        """Scale of the initial noise: sqrt(sigma_max^2 + 1) ("leading" spacing in diffusers)."""
-        return (self.sigmas.max() ** 2 + 1) ** 0.5
-
-    def to(self, device: torch.device | str) -> EulerSchedule:
-        """The same schedule on ``device`` (moved once, before the loop)."""
-        return EulerSchedule(self.sigmas.to(device), self.timesteps.to(device))
-
-    def scale_model_input(self, x: torch.Tensor, step: int) -> torch.Tensor:
-        """EDM c_in: the UNet sees x / sqrt(sigma^2 + 1)."""
-        sigma = self.sigmas[step]
-        return x / ((sigma**2 + 1) ** 0.5)
-
-    def step(self, v: torch.Tensor, step: int, x: torch.Tensor) -> torch.Tensor:
-        """One Euler step from sigma_i to sigma_{i+1} given the v-prediction ``v`` (float32)."""
-        sigma = self.sigmas[step]
-        x0 = v * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
-        derivative = (x - x0) / sigma
-        return x + derivative * (self.sigmas[step + 1] - sigma)
-
-
-def karras_schedule(num_steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX,
-                    rho: float = RHO) -> EulerSchedule:
-    """Karras et al. (2022) sigmas, computed in float64 like diffusers, stored as float32."""
+def karras_sigmas(num_steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX,
+                  rho: float = RHO) -> torch.Tensor:
+    """(steps+1,) float32 Karras et al. (2022) sigmas with the final 0, computed in float64 like
+    diffusers (ComfyUI's ``karras`` scheduler computes in float32; see the README for the difference)."""
     ramp = np.linspace(0.0, 1.0, num_steps)
     lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
     sigmas = torch.from_numpy((hi + ramp * (lo - hi)) ** rho).float()
-    timesteps = 0.25 * sigmas.log()
-    return EulerSchedule(torch.cat([sigmas, sigmas.new_zeros(1)]), timesteps)
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def timestep(sigma: torch.Tensor) -> torch.Tensor:
+    """The UNet's noise conditioning: 0.25 ln sigma."""
+    return 0.25 * sigma.log()
+
+
+def init_noise_sigma(sigma_max: torch.Tensor | float) -> torch.Tensor:
+    """Scale of unit noise at the first step: sqrt(sigma_max^2 + 1) (diffusers' "leading" spacing,
+    ComfyUI's EDM ``noise_scaling`` at full denoise)."""
+    return (torch.as_tensor(sigma_max, dtype=torch.float32) ** 2 + 1) ** 0.5
+
+
+def scale_input(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """EDM c_in: the UNet sees x / sqrt(sigma^2 + 1)."""
+    return x / ((sigma**2 + 1) ** 0.5)
+
+
+def denoised_from_v(v: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """x0 from the v-prediction: x / (sigma^2 + 1) - v sigma / sqrt(sigma^2 + 1)."""
+    return v * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)

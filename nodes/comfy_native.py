@@ -1,0 +1,263 @@
+"""MimicMotion as a native ComfyUI MODEL: the bridge to ``comfy.model_base``, ``comfy.samplers`` and
+``latent_preview`` (with ``comfy_bridge``, the only module reaching into comfy internals).
+
+The MODEL is a ``BaseModel`` with SVD's sampling (v-prediction EDM, sigma 0.002..700, sigma_data 1)
+and latent format (SD 1.5 scaling), whose diffusion model is the pack's ``MimicMotionVideoModel``
+(UNet + PoseNet, tiles fused inside). So core samplers, schedulers, CFG nodes and previews take it,
+and the MimicMotion Sampler node samples it through the same ``comfy.samplers`` path.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
+import comfy.supported_models_base
+import latent_preview
+import torch
+
+from ..dispose_core.errors import InputError
+from ..dispose_core.models.cast_layers import casting_layers, compute_placement
+from ..dispose_core.models.units import Denoiser
+from ..dispose_core.sampling.conditioning import added_time_ids, frame_guidance
+from ..dispose_core.sampling.control import ControlInputs
+from ..dispose_core.sampling.euler import sample_euler
+from ..dispose_core.sampling.memory import tile_activation_bytes
+from ..dispose_core.sampling.schedule import SIGMA_MAX, SIGMA_MIN
+from ..dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, DEFAULT_TILES, TILE_HOOKS, TILES, ControlRun,
+                                                 MimicMotionVideoModel, TileHooks, pose_latents)
+from . import comfy_bridge as bridge
+
+POSES = "mimicmotion_poses"  # conditioning key: (F,3,H,W) pose frames in [-1,1] (positive only)
+CONTROL_SPEC = "dispose_control_spec"  # transformer option: the ControlInputs a MODEL carries
+CONTROLNET_KEY = "dispose_controlnet"  # additional model key: loaded with the MODEL while sampling
+POSE_CHUNK = DEFAULT_TILES[0]
+
+
+class Shared:
+    """A model-option value kept by reference when a MODEL is cloned: ComfyUI 0.3.64's clone deep-copies
+    the model options, which would copy the ControlNet's weights with every clone."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __deepcopy__(self, memo: dict) -> Shared:
+        return self
+
+
+class MimicMotionConfig(comfy.supported_models_base.BASE):
+    """SVD's sampling and latent format; the UNet is not built by ComfyUI (ours is assigned)."""
+
+    unet_config: dict = {}
+    latent_format = comfy.latent_formats.SD15
+    sampling_settings = {"sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX, "sigma_data": 1.0}
+
+
+class MimicMotionBaseModel(comfy.model_base.BaseModel):
+    """SVD img2vid's conditioning (reference latent concatenated, image embedding, fps / motion bucket /
+    augmentation) plus MimicMotion's pose latents, computed here once per sampling run."""
+
+    def __init__(self, video_model: MimicMotionVideoModel, device: torch.device | None = None):
+        config = MimicMotionConfig({"disable_unet_model_creation": True})
+        super().__init__(config, comfy.model_base.ModelType.V_PREDICTION_EDM, device=device)
+        self.diffusion_model = video_model
+
+    def extra_conds(self, **kwargs: Any) -> dict:
+        noise = kwargs["noise"]
+        frames, height, width = noise.shape[0], noise.shape[-2], noise.shape[-1]
+        out = {}
+        latent = kwargs.get("concat_latent_image")
+        latent = torch.zeros_like(noise) if latent is None else latent
+        if latent.shape[-2:] != noise.shape[-2:]:
+            raise InputError(f"The reference latent is {latent.shape[-1] * 8}x{latent.shape[-2] * 8} but the video "
+                             f"latent {width * 8}x{height * 8} pixels. Use the LATENT of MimicMotion Conditioning.")
+        out["c_concat"] = comfy.conds.CONDNoiseShape(latent[:1].expand(frames, -1, -1, -1))
+        if kwargs.get("cross_attn") is not None:
+            out["c_crossattn"] = comfy.conds.CONDCrossAttn(kwargs["cross_attn"])
+        ids = added_time_ids(kwargs.get("fps", 7), kwargs.get("motion_bucket_id", 127),
+                             kwargs.get("augmentation_level", 0.0))
+        out["time_ids"] = comfy.conds.CONDRegular(ids)
+        out["pose_latents"] = comfy.conds.CONDRegular(self._pose_latents(kwargs.get(POSES), frames, height, width))
+        out["num_video_frames"] = comfy.conds.CONDConstant(frames)
+        return out
+
+    def _pose_latents(self, poses: torch.Tensor | None, frames: int, height: int, width: int) -> torch.Tensor:
+        """PoseNet over the conditioning's pose frames, on the loaded model; zeros for a conditioning
+        without poses (the unconditional half, as officially)."""
+        device, dtype = compute_placement(self.diffusion_model.pose_net)[0], self.get_dtype()
+        if poses is None:
+            return torch.zeros((frames, self.diffusion_model.pose_channels, height, width), dtype=dtype, device=device)
+        if poses.shape[0] != frames or tuple(poses.shape[-2:]) != (height * 8, width * 8):
+            raise InputError(
+                f"The poses are {poses.shape[0]} frames of {poses.shape[-1]}x{poses.shape[-2]} but the video latent "
+                f"{frames} frames of {width * 8}x{height * 8}. Use the LATENT and CONDITIONING of the same "
+                "MimicMotion Conditioning node.")
+        return pose_latents(self.diffusion_model.pose_net, poses, POSE_CHUNK, dtype)
+
+    def memory_required(self, input_shape: Any, cond_shapes: Any = None) -> int:
+        """One tile call's activations (the batch is frames; the tile bounds what runs at once)."""
+        frames = min(int(input_shape[0]), DEFAULT_TILES[0])
+        height, width = int(input_shape[-2]) * 8, int(input_shape[-1]) * 8
+        return tile_activation_bytes(height, width, frames, self.get_dtype(), cfg=True)
+
+
+def _place_after_load(patcher: comfy.model_patcher.ModelPatcher, *_: Any) -> None:
+    bridge.place_castable(patcher.model, patcher.load_device)
+
+
+def mimicmotion_model(denoiser: Denoiser) -> comfy.model_patcher.ModelPatcher:
+    """The MODEL around MimicMotion's UNet + PoseNet (the one place it is built)."""
+    video_model = MimicMotionVideoModel(denoiser.unet, denoiser.pose_net)
+    casting_layers(video_model)
+    base = MimicMotionBaseModel(video_model)
+    patcher = comfy.model_patcher.ModelPatcher(base, load_device=mm.get_torch_device(),
+                                               offload_device=mm.unet_offload_device())
+    patcher.add_callback(comfy.patcher_extension.CallbacksMP.ON_LOAD, _place_after_load)
+    set_options(patcher, {TILE_HOOKS: TileHooks(before=bridge.should_stop)})
+    return patcher
+
+
+def set_options(patcher: comfy.model_patcher.ModelPatcher, options: dict) -> None:
+    """Set transformer options on ``patcher`` (a clone of the received MODEL, never the MODEL itself)."""
+    patcher.model_options.setdefault("transformer_options", {}).update(options)
+
+
+def is_mimicmotion(model: Any) -> bool:
+    return isinstance(getattr(model, "model", None), MimicMotionBaseModel)
+
+
+def require_mimicmotion(model: Any, node: str) -> None:
+    if not is_mimicmotion(model):
+        raise InputError(f"{node} needs the MODEL of MimicMotion Loader, got {type(getattr(model, 'model', model)).__name__}.")
+
+
+def with_tiles(model: comfy.model_patcher.ModelPatcher, tile_size: int, overlap: int) -> comfy.model_patcher.ModelPatcher:
+    """A clone whose diffusion model fuses tiles of ``tile_size`` frames overlapping by ``overlap``."""
+    if tile_size < 2 or not 1 <= overlap < tile_size:
+        raise InputError(f"Need tile_size >= 2 and 1 <= overlap < tile_size, got {tile_size} and {overlap}.")
+    clone = model.clone()
+    set_options(clone, {TILES: (tile_size, overlap)})
+    return clone
+
+
+def with_batch_quirk(model: comfy.model_patcher.ModelPatcher, enabled: bool) -> comfy.model_patcher.ModelPatcher:
+    clone = model.clone()
+    set_options(clone, {BATCH_QUIRK: enabled})
+    return clone
+
+
+def _control_run_per_sample(executor: Any, *args: Any, **kwargs: Any) -> Any:
+    """OUTER_SAMPLE wrapper: a fresh ``ControlRun`` per sampling run (its features are computed on the
+    first model call and dropped with the run's model options)."""
+    options = executor.class_obj.model_options.setdefault("transformer_options", {})
+    spec: ControlInputs = options[CONTROL_SPEC].value
+    options[CONTROL] = ControlRun(spec, options.get(TILES, DEFAULT_TILES)[0])
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        options.pop(CONTROL, None)
+
+
+def with_control(model: comfy.model_patcher.ModelPatcher, control: ControlInputs) -> comfy.model_patcher.ModelPatcher:
+    """A clone that runs the DisPose ControlNet of ``control`` (whose ``controlnet`` is a
+    ``bridge.Managed``) inside every tile call, loaded with the MODEL while sampling."""
+    managed = control.controlnet
+    clone = model.clone()
+    clone.set_additional_models(CONTROLNET_KEY, [managed.patcher])
+    set_options(clone, {CONTROL_SPEC: Shared(dataclasses.replace(control, controlnet=managed.value))})
+    clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, CONTROLNET_KEY,
+                               _control_run_per_sample)
+    return clone
+
+
+def controlnet_patcher(model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
+    """The DisPose ControlNet's patcher that sampling ``model`` loads (clones carry their own)."""
+    return model.get_additional_models_with_key(CONTROLNET_KEY)[0]
+
+
+def with_linear_guidance(model: comfy.model_patcher.ModelPatcher, min_guidance: float) -> comfy.model_patcher.ModelPatcher:
+    """A clone with the official per-frame guidance ramp from ``min_guidance`` to the sampler's cfg over
+    all frames (what core VideoLinearCFGGuidance computes; the CLI's ramp function, so both entrances
+    share it)."""
+    def ramp(args: dict) -> torch.Tensor:
+        cond, uncond = args["cond"], args["uncond"]
+        scale = frame_guidance(min_guidance, args["cond_scale"], cond.shape[0]).to(cond.device).view(-1, 1, 1, 1)
+        return uncond + scale * (cond - uncond)
+
+    clone = model.clone()
+    clone.set_model_sampler_cfg_function(ramp, disable_cfg1_optimization=True)  # a max of 1 still ramps
+    return clone
+
+
+def conditioning(embedding: torch.Tensor, latent: torch.Tensor, poses: torch.Tensor, fps: int,
+                 motion_bucket_id: int, noise_aug: float) -> tuple[list, list]:
+    """positive / negative CONDITIONING in SVD's keys plus the poses (positive only); the negative has
+    the zero embedding and reference latent of the official unconditional half."""
+    values = {"fps": fps, "motion_bucket_id": motion_bucket_id, "augmentation_level": noise_aug}
+    embedding = embedding.float().cpu()
+    latent = latent.float().cpu()
+    positive = [[embedding, dict(values, concat_latent_image=latent, **{POSES: poses.float().cpu()})]]
+    negative = [[torch.zeros_like(embedding), dict(values, concat_latent_image=torch.zeros_like(latent))]]
+    return positive, negative
+
+
+def empty_latent(frames: int, height: int, width: int) -> dict:
+    """The video LATENT to sample: frames are the batch (ComfyUI's SVD layout)."""
+    return {"samples": torch.zeros((frames, 4, height // 8, width // 8), device=bridge.intermediate_device())}
+
+
+def ksampler_noise(latent: dict, seed: int) -> torch.Tensor:
+    """The initial noise core KSampler draws for ``seed`` (``comfy.sample.prepare_noise``)."""
+    return comfy.sample.prepare_noise(latent["samples"], seed)
+
+
+OFFICIAL_EULER = comfy.samplers.KSAMPLER(sample_euler)
+
+
+def sample(model: comfy.model_patcher.ModelPatcher, noise: torch.Tensor, positive: list, negative: list, cfg: float,
+           sigmas: torch.Tensor, latent: dict, seed: int,
+           callback: Callable[[int, torch.Tensor, torch.Tensor, int], None] | None = None) -> torch.Tensor:
+    """``comfy.sample.sample_custom`` with the official Euler: -> the LATENT's samples (raw VAE latents)."""
+    return comfy.sample.sample_custom(model, noise, cfg, OFFICIAL_EULER, sigmas, positive, negative,
+                                      latent["samples"], callback=callback, disable_pbar=True, seed=seed)
+
+
+class ProgressPreview:
+    """``progress(done, total)`` for the running node's progress bar, which also carries the latest
+    preview image (``show``), as core's sampler callback does per step."""
+
+    def __init__(self) -> None:
+        self.update = bridge.progress_bar()
+        self.done, self.total = 0, 1
+
+    def __call__(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+        self.update(done, total)
+
+    def show(self, preview: Any) -> None:
+        if preview is not None:
+            self.update(self.done, self.total, preview)
+
+
+def previewer(model: comfy.model_patcher.ModelPatcher) -> Callable[[torch.Tensor], Any]:
+    """x0 -> a progress-bar preview (``--preview-method``: latent2rgb, or TAESD where installed), or None."""
+    method = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+    if method is None:
+        return lambda x0: None
+    return lambda x0: method.decode_latent_to_preview_image("JPEG", x0)
+
+
+def model_latents(model: comfy.model_patcher.ModelPatcher, samples: torch.Tensor) -> torch.Tensor:
+    """LATENT samples (raw VAE latents) -> the model's latents (SD 1.5 scaling), which the pack's decode takes."""
+    return model.model.process_latent_in(samples)
+
+
+def compute_dtype(model: comfy.model_patcher.ModelPatcher) -> torch.dtype:
+    return compute_placement(model.model.diffusion_model.unet)[1]
