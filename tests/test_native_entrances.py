@@ -78,8 +78,14 @@ def test_core_ksampler_equals_the_mimicmotion_sampler(graph, control):
     core_nodes = _core_nodes()
 
     frames, latent = _one_node(graph, control, noise_draw="ksampler")
-    (core,) = core_nodes.KSampler().sample(_core_model(graph, control), SEED, STEPS, MAX_CFG, "euler", "karras",
-                                           graph["positive"], graph["negative"], graph["latent"])
+    pose_calls = []
+    hook = graph["mm"].denoiser.value.pose_net.register_forward_hook(lambda *_: pose_calls.append(1))
+    try:
+        (core,) = core_nodes.KSampler().sample(_core_model(graph, control), SEED, STEPS, MAX_CFG, "euler", "karras",
+                                               graph["positive"], graph["negative"], graph["latent"])
+    finally:
+        hook.remove()
+    assert len(pose_calls) == 1  # PoseNet once per run (6 frames, one chunk), not per step or tile
     ours = _decode(graph, core)
     rel = _rel(ours, frames)
     print(f"KSampler vs MimicMotion Sampler (control {control}): frames rel L2 {rel:.2e}, "

@@ -1,0 +1,73 @@
+"""The video model as a host calls it (ComfyUI's batch layout): the CFG halves in either order, one
+half alone, and the step of a sigma; on the tiny factory models with a DisPose ControlNet."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dispose_core.sampling.schedule import karras_sigmas
+from dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, TILES, ControlRun, MimicMotionVideoModel,
+                                               step_of)
+from test_sampling_sampler import FRAMES, H, W, _control, controlnet, models  # noqa: F401  (fixtures)
+
+SIGMAS = karras_sigmas(2)
+
+
+def _inputs(model: MimicMotionVideoModel) -> dict[str, torch.Tensor]:
+    """Both halves' rows, (2F, ...): half 0 then half 1; the UNet's widths from its config."""
+    g = torch.Generator().manual_seed(0)
+    cfg = model.unet.config
+    rows = lambda t: t.repeat_interleave(FRAMES, dim=0)  # noqa: E731  one row per frame
+    return {"x": torch.randn(2 * FRAMES, 8, H // 8, W // 8, generator=g),
+            "context": rows(torch.randn(2, 1, cfg.cross_attention_dim, generator=g)),
+            "time_ids": rows(torch.tensor([[6.0, 127.0, 0.0]] * 2)),
+            "pose_latents": torch.randn(2 * FRAMES, model.pose_channels, H // 8, W // 8, generator=g)}
+
+
+def _call(model, inputs, halves, control, quirk=True) -> torch.Tensor:
+    n = len(halves)
+    options = {TILES: (4, 2), CONTROL: ControlRun(control, 4), BATCH_QUIRK: quirk, "sample_sigmas": SIGMAS,
+               "cond_or_uncond": halves}
+    t = torch.full((n * FRAMES,), 0.25 * math.log(float(SIGMAS[0])))
+    return model(inputs["x"], t, inputs["context"], transformer_options=options, time_ids=inputs["time_ids"],
+                 pose_latents=inputs["pose_latents"], num_video_frames=FRAMES)
+
+
+def _swap(rows: torch.Tensor) -> torch.Tensor:
+    return torch.cat([rows[FRAMES:], rows[:FRAMES]])
+
+
+@torch.no_grad()
+def test_the_halves_give_the_same_prediction_in_either_order(models, controlnet):
+    """ComfyUI says which rows are cond (0) and uncond (1); the model puts them in the official
+    [uncond, cond] order, so the batch quirk (which depends on the order) gives the same result."""
+    model, control = MimicMotionVideoModel(models.unet, models.pose_net), _control(controlnet)
+    official = _inputs(model)
+    swapped = {k: _swap(v) for k, v in official.items()}
+    expected = _call(model, official, [1, 0], control)
+    assert torch.allclose(_swap(_call(model, swapped, [0, 1], control)), expected, rtol=1e-5, atol=1e-6)
+    # taken literally, the swapped order gives another result: the reordering is what keeps it official
+    assert not torch.allclose(_swap(_call(model, swapped, [1, 0], control)), expected, rtol=1e-3, atol=1e-4)
+
+
+@torch.no_grad()
+def test_one_half_alone_gets_the_corrected_attention(models, controlnet):
+    """A host running the halves one at a time (low memory, MultiGPU CFG Split) gets the quirk-free
+    prediction of that half: what the batched call gives with the quirk off."""
+    model, control = MimicMotionVideoModel(models.unet, models.pose_net), _control(controlnet)
+    both = _inputs(model)
+    cond = {k: v[FRAMES:] for k, v in both.items()}
+    batched = _call(model, both, [1, 0], control, quirk=False)[FRAMES:]
+    assert torch.allclose(_call(model, cond, [0], control), batched, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(_call(model, both, [1, 0], control)[FRAMES:], batched, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("sigma, expected", [(float(SIGMAS[0]), (0, 2)), (float(SIGMAS[1]), (1, 2)),
+                                             (float(SIGMAS[1]) * 1.5, (0, 2)), (1e-9, (1, 2))])
+def test_step_of_a_sigma(sigma, expected):
+    """A sampler's sigma maps to its step (between two sigmas: the earlier step), for the
+    ControlNet's start/end percent."""
+    assert step_of(sigma, SIGMAS) == expected
+    assert step_of(sigma, None) is None
