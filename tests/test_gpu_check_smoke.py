@@ -43,6 +43,8 @@ def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
     # EasyCache ran through core SamplerCustomAdvanced and said how many steps it reused
     skipped, total = map(int, ran["dispose-bf16-easycache"]["easycache_steps_skipped"].split("/"))
     assert 0 <= skipped <= total
+    for name in ("dispose-bf16-core-sampler", "dispose-bf16-compile", "dispose-bf16-easycache"):
+        assert 0 < ran[name]["s_per_step_after_first"], name  # the second of the 2 smoke steps
     for name, ours in ran.items():
         assert set(STATUS_FIELDS) <= set(ours), name
         assert set(PHASES) <= set(ours["peak_bytes"]) and {"encode", "sample", "decode"} == set(ours["estimate_bytes"])

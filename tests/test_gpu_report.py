@@ -22,6 +22,12 @@ SAMPLE = {
                          "peak_bytes": {"cmp": None, "dift": None, "encode": None, "decode": None,
                                         "sample": {"allocated": 20 * GIB, "reserved": 22 * GIB}}},
         },
+        "dispose-bf16-compile": {
+            "status": "ran",
+            "ours": {"status": "ran", "height": 1024, "width": 576, "frames": 16, "steps": 25,
+                     "seconds": {"cmp": 1.5, "dift": 0.25, "encode": 0.5, "sample": 80.0, "decode": 4.0, "job": 86.25},
+                     "s_per_step": 3.2, "s_per_frame": {"sample": 5.0, "job": 5.390625}, "s_per_step_after_first": 1.5,
+                     "peak_bytes": {}, "estimate_bytes": {}}},
         "dispose-bf16-sage-attention": {"status": "skipped: sageattention is not installed"},
     },
 }
@@ -32,6 +38,8 @@ def test_stage_and_memory_rows_from_a_sample_run():
     assert lines[0] == "**NVIDIA H200**, 2027-01-02, torch 2.11.0+cu130:"
     assert "| dispose-fp16 | 1024x576x16 | 1.50 (3.00) | 0.25 (1.00) | 0.50 (1.00) | 50.00 (100.00) | 4.00 (8.00) " \
            "| 56.25 (113.00) | 2.000 | 3.516 |" in lines
+    assert "| dispose-bf16-compile | 1024x576x16 | 1.50 (-) | 0.25 (-) | 0.50 (-) | 80.00 (-) | 4.00 (-) | 86.25 (-) " \
+           "| 3.200 (1.500 after step 1) | 5.391 |" in lines
     assert "| dispose-bf16-sage-attention | skipped: sageattention is not installed |" + " |" * 8 in lines
     assert "| dispose-fp16 | 1.00/2.00 est - | -/- est - | -/- est 2.00 | 12.00/14.00 est 10.00 (1.20) [20.00/22.00] " \
            "| -/- est 3.00 |" in lines

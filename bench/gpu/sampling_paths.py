@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from unittest import mock
 
@@ -87,10 +88,35 @@ def log_lines(into: list[str]):
         root.setLevel(level)
 
 
+def timed_calls(model, into: list[float], cuda: bool):
+    """A clone of ``model`` whose every model call (``apply_model``: a step's CFG batch) is timed into ``into``."""
+    import comfy.patcher_extension as extension
+
+    def timed(executor, *args, **kwargs):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = executor(*args, **kwargs)
+        if cuda:
+            torch.cuda.synchronize()
+        into.append(time.perf_counter() - start)
+        return out
+
+    model = model.clone()
+    model.add_wrapper_with_key(extension.WrappersMP.APPLY_MODEL, "gpu_check_timer", timed)
+    return model
+
+
+def after_first_step(calls: list[float], steps: int) -> float | None:
+    """Seconds per step without the first one (which holds TorchCompileModel's compilation)."""
+    per_step = len(calls) // steps
+    return sum(calls[per_step:]) / (steps - 1) if steps > 1 and per_step else None
+
+
 def core_sampler(units, model, control, ref: torch.Tensor, poses, sizes: dict, patch: str | None,
                  clock: Clock) -> tuple[torch.Tensor, dict]:
-    """The loader's MODEL through core SamplerCustomAdvanced; the frames and what the patch reported
-    (EasyCache: steps skipped of all)."""
+    """The loader's MODEL through core SamplerCustomAdvanced; the frames, the seconds per step after
+    the first, and what the patch reported (EasyCache: steps skipped of all)."""
     from comfy_extras.nodes_custom_sampler import CFGGuider, SamplerCustomAdvanced
     from comfy_extras.nodes_video_model import VideoLinearCFGGuidance
     from host_utils import call_node
@@ -105,7 +131,8 @@ def core_sampler(units, model, control, ref: torch.Tensor, poses, sizes: dict, p
     if control is not None:
         (model,) = call_node("DisPoseApplyControl", model=model, control=control)
     (model,) = core_node(VideoLinearCFGGuidance, model=model, min_cfg=guidance)
-    model = patched_model(model, patch, sizes["compile_backend"])
+    calls: list[float] = []
+    model = timed_calls(patched_model(model, patch, sizes["compile_backend"]), calls, clock.cuda)
     (noise,) = call_node("DisPoseMimicMotionNoise", seed=SETTINGS["seed"], tile_size=sizes["tile"])
     (euler,) = call_node("DisPoseMimicMotionEuler")
     (sigmas,) = call_node("DisPoseMimicMotionScheduler", steps=sizes["steps"])
@@ -119,5 +146,7 @@ def core_sampler(units, model, control, ref: torch.Tensor, poses, sizes: dict, p
                              decode_chunk_size=SETTINGS["decode_chunk"], keep_reference_frame=False)
     skipped = [EASYCACHE_SKIPPED.search(m) for m in messages]
     found = [m for m in skipped if m]
-    report = {"easycache_steps_skipped": f"{found[-1][1]}/{found[-1][2]}"} if found else {}
+    report = {"s_per_step_after_first": after_first_step(calls, sizes["steps"])}
+    if found:
+        report["easycache_steps_skipped"] = f"{found[-1][1]}/{found[-1][2]}"
     return video, report
