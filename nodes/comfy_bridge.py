@@ -195,21 +195,6 @@ def unload(models: list[Managed]) -> None:
         mm.free_memory(1e30, device, keep_loaded=others)
 
 
-# ComfyUI's working-memory estimates for an SD-family KL VAE (comfy/sd.py, VAE.memory_used_encode /
-# memory_used_decode; its comment says they are on the high side): bytes per pixel per dtype byte
-# for encoding, per latent pixel for decoding. Not measured here; used to free room for our VAE.
-_VAE_ENCODE_BYTES_PER_PIXEL = 1767
-_VAE_DECODE_BYTES_PER_LATENT_PIXEL = 2178 * 64
-
-
-def vae_memory(frames: int, height: int, width: int, dtype: torch.dtype, *, decode: bool) -> int:
-    """ComfyUI's estimate of the VAE's activations for ``frames`` images of ``height`` x ``width`` pixels."""
-    size = torch.empty(0, dtype=dtype).element_size()
-    if decode:
-        return frames * (height // 8) * (width // 8) * _VAE_DECODE_BYTES_PER_LATENT_PIXEL * size
-    return frames * height * width * _VAE_ENCODE_BYTES_PER_PIXEL * size
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """ComfyUI's OOM exception type (torch's CUDA OOM; ``Exception`` where torch has none, so check torch's),
     or torch's CPU allocator failing (a RuntimeError ComfyUI does not treat as OOM)."""

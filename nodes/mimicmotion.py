@@ -15,7 +15,7 @@ from ..dispose_core import pipeline
 from ..dispose_core.errors import DeviceMemoryError
 from ..dispose_core.models.cast_layers import compute_placement
 from ..dispose_core.models.units import ImageEncoder
-from ..dispose_core.sampling.memory import tile_activation_bytes
+from ..dispose_core.sampling.memory import tile_activation_bytes, vae_activation_bytes
 from ..dispose_core.sampling.sampler import (EncodedReference, SamplingPlan, Ticker, decode_video, encode_reference,
                                              pose_pixels, sampling_sigmas)
 from ..dispose_core.sampling.video_model import TILE_HOOKS, TileHooks
@@ -280,7 +280,7 @@ def encode_phase(units: MimicMotionUnits, plan: SamplingPlan) -> EncodedReferenc
     """The encode phase with only CLIP + VAE loaded."""
     height, width = plan.size
     with _phase("encode", [units.image_encoder, units.vae],
-                bridge.vae_memory(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
+                vae_activation_bytes(1, height, width, compute_placement(units.vae.modules)[1], decode=False)):
         return encode_reference(plan, units.image_encoder.value, units.vae.value)
 
 
@@ -288,7 +288,7 @@ def decode_phase(units: MimicMotionUnits, latents: torch.Tensor, chunk_size: int
                  keep_reference_frame: bool = False, ticker: Ticker | None = None) -> torch.Tensor:
     """The decode phase with only the VAE loaded: model-scaled latents -> (F-1,H,W,3) frames."""
     height, width = latents.shape[-2] * 8, latents.shape[-1] * 8
-    with _phase("decode", [units.vae], bridge.vae_memory(
+    with _phase("decode", [units.vae], vae_activation_bytes(
             chunk_size, height, width, compute_placement(units.vae.modules)[1], decode=True)):
         return decode_video(units.vae.value, latents, chunk_size, keep_reference_frame=keep_reference_frame,
                             ticker=ticker)

@@ -1,4 +1,5 @@
-"""Working memory of one sampler tile call, measured: what a host keeps free besides the weights.
+"""Working memory the sampler's phases ask the host to keep free besides the weights (ComfyUI's
+``memory_required``): one tile call's, measured; the VAE's, ComfyUI's own estimate.
 
 A tile call runs the DisPose ControlNet and then the MimicMotion UNet on the CFG batch (2 x tile
 frames, or 1 x without CFG) at latent size H/8 x W/8. Its peak activation memory was measured by
@@ -29,3 +30,18 @@ def tile_activation_bytes(height: int, width: int, tile_size: int, dtype: torch.
     pixels = (2 if cfg else 1) * tile_size * (height // LATENT_SCALE) * (width // LATENT_SCALE)
     element = torch.empty(0, dtype=dtype).element_size()
     return CALL_OVERHEAD_BYTES + BYTES_PER_LATENT_PIXEL_PER_DTYPE_BYTE * pixels * element
+
+
+# ComfyUI's working-memory estimates for an SD-family KL VAE (comfy/sd.py, VAE.memory_used_encode /
+# memory_used_decode; its comment says they are on the high side): bytes per pixel per dtype byte
+# for encoding, per latent pixel for decoding. Not measured here; the sampler frees this much for our VAE.
+VAE_ENCODE_BYTES_PER_PIXEL = 1767
+VAE_DECODE_BYTES_PER_LATENT_PIXEL = 2178 * 64
+
+
+def vae_activation_bytes(frames: int, height: int, width: int, dtype: torch.dtype, *, decode: bool) -> int:
+    """ComfyUI's estimate of the VAE's activations for ``frames`` images of ``height`` x ``width`` pixels."""
+    size = torch.empty(0, dtype=dtype).element_size()
+    if decode:
+        return frames * (height // LATENT_SCALE) * (width // LATENT_SCALE) * VAE_DECODE_BYTES_PER_LATENT_PIXEL * size
+    return frames * height * width * VAE_ENCODE_BYTES_PER_PIXEL * size
