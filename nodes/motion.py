@@ -38,8 +38,9 @@ class SparseMotionField(io.ComfyNode):
     @classmethod
     def execute(cls, poses: PoseSequence, kernel_size: int, sigma: float,
                 drop_vanishing: bool = False) -> io.NodeOutput:
-        return io.NodeOutput(*pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma,
-                                                     drop_vanishing=drop_vanishing))
+        with stage():
+            return io.NodeOutput(*pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma,
+                                                         drop_vanishing=drop_vanishing))
 
 
 class CMPLoader(io.ComfyNode):
