@@ -9,7 +9,8 @@ smoke run uses the tiny models' widths. DWPose is left out: poses come from keyp
 Extract's POSE_KEYPOINT path), as no DWPose weights exist here. Each mode runs DWPose Extract,
 Sparse Motion Field, CMP Dense Flow, DIFT Point Embed, Hybrid ControlNet Apply and MimicMotion
 Sampler in-process with ComfyUI's model management (the TorchCompileModel and EasyCache modes sample
-the loader's MODEL with core nodes instead: bench/gpu/sampling_paths.py); the official pipeline (lihxxx/DisPose) runs
+the loader's MODEL with core nodes instead: bench/gpu/sampling_paths.py; the attention modes build the
+models with a named ComfyUI attention function: bench/gpu/attention.py); the official pipeline (lihxxx/DisPose) runs
 in its own environment when ``DISPOSE_REF`` names its sources (bench/gpu/official.py).
 See bench/gpu/README.md for the one device call.
 """
