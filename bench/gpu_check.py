@@ -9,7 +9,8 @@ smoke run uses the tiny models' widths. DWPose is left out: poses come from keyp
 Extract's POSE_KEYPOINT path), as no DWPose weights exist here. Each mode runs DWPose Extract,
 Sparse Motion Field, CMP Dense Flow, DIFT Point Embed, Hybrid ControlNet Apply and MimicMotion
 Sampler in-process with ComfyUI's model management (the TorchCompileModel and EasyCache modes sample
-the loader's MODEL with core nodes instead: bench/gpu/sampling_paths.py); the official pipeline (lihxxx/DisPose) runs
+the loader's MODEL with core nodes instead: bench/gpu/sampling_paths.py; the attention modes build the
+models with a named ComfyUI attention function: bench/gpu/attention.py); the official pipeline (lihxxx/DisPose) runs
 in its own environment when ``DISPOSE_REF`` names its sources (bench/gpu/official.py).
 See bench/gpu/README.md for the one device call.
 """
@@ -37,8 +38,8 @@ from bench.gpu import official  # noqa: E402
 from bench.gpu.clock import Clock  # noqa: E402
 from bench.gpu.memory_model import phase_estimates  # noqa: E402
 from bench.gpu.modes import (COMPILE_BACKEND, MODES, OVERLAP, SETTINGS, SMOKE_COMPILE_BACKEND,  # noqa: E402
-                             SMOKE_DIFT_ENSEMBLE, SMOKE_FRAMES, SMOKE_OVERLAP, SMOKE_RESOLUTION, SMOKE_STEPS,
-                             SMOKE_TILE, STEPS, TILE, Mode, missing_feature)
+                             SMOKE_DIFT_ENSEMBLE, SMOKE_EASYCACHE_STEPS, SMOKE_FRAMES, SMOKE_OVERLAP,
+                             SMOKE_RESOLUTION, SMOKE_STEPS, SMOKE_TILE, STEPS, TILE, Mode)
 from bench.gpu.report import STAGES, format_table  # noqa: E402
 
 GIB = 2**30
@@ -86,14 +87,15 @@ def job_inputs(sizes: dict):
 
 def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Tensor, poses) -> dict:
     """One job through the nodes; per stage seconds and peak memory, per phase the estimate."""
-    from bench.gpu.sampling_paths import core_sampler, one_node_sampler, sdpa_kernel
+    from bench.gpu.attention import attention_in, building_with
+    from bench.gpu.sampling_paths import core_sampler, one_node_sampler
     from dispose_core.image import target_size
     from host_utils import call_node
 
     frames = sizes["frames"]
     height, width = target_size(1024, 576, sizes["resolution"])
     clock = Clock(device)
-    with clock.region("load"):
+    with clock.region("load"), building_with(mode.attention):
         units, model = call_node("DisPoseMimicMotionLoader", svd_folder=nodes.svd,
                                  mimicmotion_checkpoint=nodes.mimicmotion, precision=mode.precision,
                                  weight_dtype=mode.weight_dtype)
@@ -117,11 +119,10 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
             (control,) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=controlnet, motion_field=motion,
                                    dense_flow=flow, point_embeddings=points, strength=1.0, motion_strength=1.0,
                                    point_strength=1.0, start_percent=0.0, end_percent=1.0)
-        with sdpa_kernel(mode):
-            if mode.core_sampler:
-                video, patch_report = core_sampler(units, model, control, ref, poses, sizes, mode.model_patch, clock)
-            else:
-                video, patch_report = one_node_sampler(units, control, ref, poses, sizes, clock), {}
+        if mode.core_sampler:
+            video, patch_report = core_sampler(units, model, control, ref, poses, sizes, mode.model_patch, clock)
+        else:
+            video, patch_report = one_node_sampler(units, control, ref, poses, sizes, clock), {}
     if tuple(video.shape[:3]) != (frames, height, width):
         raise RuntimeError(f"{mode.name}: the sampler returned {tuple(video.shape)}, expected {frames} frames "
                            f"of {height}x{width}")
@@ -133,7 +134,8 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
                                cfg=True, usable_bytes=usable)
     s = clock.seconds
     return {
-        "status": "ran", "height": height, "width": width, "frames": frames, "steps": sizes["steps"],
+        "status": "ran", "attention": attention_in(*(m.modules for m in (units.denoiser, controlnet) if m)),
+        "height": height, "width": width, "frames": frames, "steps": sizes["steps"],
         "seconds": {k: s.get(k) for k in STAGES + ("load",)},
         "s_per_step": s["sample"] / sizes["steps"], "s_per_frame": {k: (s[k] / frames if k in s else None)
                                                                     for k in ("sample", "job")},
@@ -188,6 +190,7 @@ def environment(device: torch.device) -> dict:
 
 def run_modes(args: argparse.Namespace, models_dir: Path, device: torch.device, started: float) -> dict:
     """Every mode in turn while the budget lasts; the result JSON's content."""
+    from bench.gpu.attention import unavailable
     from bench.gpu.weights import random_weights, real_widths, tiny_widths
     from dispose_core.pipeline import DIFT_ENSEMBLE_SIZE
     from dispose_core.tiny import write_all
@@ -202,11 +205,12 @@ def run_modes(args: argparse.Namespace, models_dir: Path, device: torch.device, 
             sizes = {"resolution": mode.resolution, "frames": mode.frames, "steps": STEPS, "tile": TILE,
                      "overlap": OVERLAP, "ensemble": DIFT_ENSEMBLE_SIZE, "compile_backend": COMPILE_BACKEND}
             if args.smoke:
+                steps = SMOKE_EASYCACHE_STEPS if mode.model_patch == "EasyCache" else SMOKE_STEPS
                 sizes = {"resolution": SMOKE_RESOLUTION[mode.resolution], "frames": SMOKE_FRAMES[mode.frames],
-                         "steps": SMOKE_STEPS, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP,
+                         "steps": steps, "tile": SMOKE_TILE, "overlap": SMOKE_OVERLAP,
                          "ensemble": SMOKE_DIFT_ENSEMBLE, "compile_backend": SMOKE_COMPILE_BACKEND}
             entry = {"mode": mode.__dict__.copy()}
-            reason = missing_feature(mode)
+            reason = unavailable(mode.attention) if mode.attention else None
             predicted = per_frame_pixel * mode.frames * mode.resolution ** 2 if per_frame_pixel else 0.0
             left = args.budget_s - (time.perf_counter() - started)
             if reason is None and predicted * (2 if mode.official else 1) > left:

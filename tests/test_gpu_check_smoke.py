@@ -12,7 +12,7 @@ import pytest
 from bench.gpu.report import PHASES, STAGES
 from resources import REPO, comfy_checkout
 
-STATUS_FIELDS = ("height", "width", "frames", "steps", "seconds", "s_per_step", "s_per_frame", "peak_bytes",
+STATUS_FIELDS = ("attention", "height", "width", "frames", "steps", "seconds", "s_per_step", "s_per_frame", "peak_bytes",
                  "estimate_bytes")
 
 
@@ -31,8 +31,8 @@ def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
     result = json.loads(out.read_text())
     modes = result["modes"]
     assert list(modes) == ["dispose-fp16", "dispose-bf16", "mimicmotion-bf16", "dispose-fp8", "dispose-bf16-72f",
-                           "dispose-bf16-768", "dispose-bf16-lowvram-8g", "dispose-bf16-core-sampler",
-                           "dispose-bf16-compile", "dispose-bf16-easycache", "dispose-bf16-sdpa-math",
+                           "dispose-bf16-768", "dispose-bf16-lowvram-4g", "dispose-bf16-core-sampler",
+                           "dispose-bf16-compile", "dispose-bf16-easycache", "dispose-bf16-split-attention",
                            "dispose-bf16-sage-attention", "dispose-bf16-flash-attention"]
     for name, package in (("dispose-bf16-sage-attention", "sageattention"), ("dispose-bf16-flash-attention",
                                                                              "flash_attn")):
@@ -40,9 +40,14 @@ def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
         assert package in modes[name]["status"], name
     ran = {name: entry["ours"] for name, entry in modes.items() if entry["status"] == "ran"}
     assert len(ran) == 11
-    # EasyCache ran through core SamplerCustomAdvanced and said how many steps it reused
+    # EasyCache ran through core SamplerCustomAdvanced and reused steps (8 smoke steps: 2 reused, the
+    # cumulative change rates 0.005 and 0.09 against its reuse threshold 0.2, then 0.25 recomputes)
     skipped, total = map(int, ran["dispose-bf16-easycache"]["easycache_steps_skipped"].split("/"))
-    assert 0 <= skipped <= total
+    assert 0 < skipped < total == 8
+    # the models were built with the mode's ComfyUI attention function; the others with ComfyUI's CPU
+    # default (sub_quad, without --use-split-cross-attention or --use-pytorch-cross-attention)
+    assert ran["dispose-bf16-split-attention"]["attention"] == "split"
+    assert {ours["attention"] for name, ours in ran.items() if name != "dispose-bf16-split-attention"} == {"sub_quad"}
     for name in ("dispose-bf16-core-sampler", "dispose-bf16-compile", "dispose-bf16-easycache"):
         assert 0 < ran[name]["s_per_step_after_first"], name  # the second of the 2 smoke steps
     for name, ours in ran.items():

@@ -95,3 +95,10 @@ def test_a_budget_that_binds_keeps_only_what_fits_beside_the_working_memory(at_5
     full = at_576["dispose-bf16"]
     assert tight["sample"].weights == 6 * GIB - full["sample"].working < full["sample"].weights
     assert tight["encode"] == full["encode"] and tight["decode"] == full["decode"]  # loaded whole
+
+
+def test_the_low_vram_mode_loads_the_sample_weights_partially(at_576):
+    """Its budget is one that binds at 1024x576 (an 8 GiB one would hold all 6.3 GiB)."""
+    low = mode_estimates(BY_NAME["dispose-bf16-lowvram-4g"], height=1024, width=576, tile=16, decode_chunk=8)
+    full = at_576["dispose-bf16"]["sample"]
+    assert low["sample"].weights == 4 * GIB - full.working < full.weights

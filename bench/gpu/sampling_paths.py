@@ -14,13 +14,13 @@ import logging
 import re
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from unittest import mock
 
 import torch
 
 from bench.gpu.clock import Clock
-from bench.gpu.modes import SETTINGS, Mode
+from bench.gpu.modes import SETTINGS
 
 PACK = "comfyui_dispose_pack"
 EASYCACHE_SKIPPED = re.compile(r"skipped (\d+)/(\d+) steps")  # EasyCache's closing log line
@@ -31,15 +31,6 @@ def core_node(node: type, **kwargs) -> tuple:
     if hasattr(node, "FUNCTION"):
         return getattr(node(), node.FUNCTION)(**kwargs)
     return tuple(node.execute(**kwargs).result)
-
-
-def sdpa_kernel(mode: Mode):
-    """The torch SDPA kernel the mode forces while sampling (the pack's UNet attends through SDPA)."""
-    if mode.sdpa is None:
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel as force
-
-    return force([getattr(SDPBackend, mode.sdpa)])
 
 
 def one_node_sampler(units, control, ref: torch.Tensor, poses, sizes: dict, clock: Clock) -> torch.Tensor:
