@@ -156,3 +156,27 @@ def test_controlnet_stops_with_the_hosts_exception_and_copies_ask_their_own_chec
     with torch.no_grad():
         twin(sample, t, ehs, ids, None)
     assert len(copy_checks) == CONTROLNET_CHECKS and len(checks) == 3 + CONTROLNET_CHECKS
+
+
+def test_stop_check_does_not_split_a_compiled_unet():
+    """Under torch.compile (core TorchCompileModel) the stop check is left out of the trace: a host's
+    check takes a lock, which dynamo cannot trace, so each of the 38 checks would end a graph (on
+    this tiny UNet: 13 graphs with the check traced, 2 without). Eager calls still check."""
+    import threading
+
+    lock, checks = threading.Lock(), []
+
+    def should_stop():
+        with lock:
+            checks.append(1)
+        return False
+
+    unet = MimicMotionUNet.build(TINY, ModelOps(PLAIN_OPS.operations, PLAIN_OPS.attention, should_stop)).eval()
+    sample, t, ehs, ids = _inputs()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explained = torch._dynamo.explain(unet)(sample, t, ehs, ids)
+    assert explained.graph_count <= 2 and not checks
+    with torch.no_grad():
+        unet(sample, t, ehs, ids)
+    assert len(checks) == UNET_CHECKS

@@ -124,12 +124,18 @@ def stop_check_layers(block: nn.Module) -> list[nn.Module]:
 
 class _StopCheck:
     """Forward pre-hook: the stop check of ``model`` (a class, not a closure, so ``copy.deepcopy``
-    of the model gives a hook that asks the copy)."""
+    of the model gives a hook that asks the copy).
+
+    Skipped while ``torch.compile`` traces (e.g. core TorchCompileModel): a host's check takes a lock,
+    which would split the compiled graph at every layer; a compiled model is then stopped between
+    tile calls instead."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
 
     def __call__(self, module: nn.Module, args: tuple) -> None:
+        if torch.compiler.is_compiling():
+            return
         should_stop = getattr(self.model, "should_stop", None)
         if should_stop is not None and should_stop():
             raise ModelInterrupted("The model's forward was interrupted.")
