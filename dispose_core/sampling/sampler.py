@@ -34,7 +34,7 @@ from .conditioning import (
     reference_latent,
 )
 from .control import ControlInputs
-from .decode import decode_latents, to_images
+from .decode import decode_images
 from .euler import sample_euler
 from .guided import GuidedVideoModel, VideoConditions
 from .schedule import SIGMA_MAX, SIGMA_MIN, init_noise_sigma, karras_sigmas
@@ -301,9 +301,9 @@ def decode_video(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int, *
                  ticker: Ticker | None = None) -> torch.Tensor:
     """(F,4,h,w) model-scaled latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with
     ``keep_reference_frame``), ``chunk_size`` frames per VAE call."""
-    frames = to_images(decode_latents(vae, latents, chunk_size, on_chunk=None if ticker is None else ticker.tick,
-                                      should_stop=None if ticker is None else ticker.check_stop))
-    return frames if keep_reference_frame else frames[1:]
+    return decode_images(vae, latents, chunk_size, skip=0 if keep_reference_frame else 1,
+                         on_chunk=None if ticker is None else ticker.tick,
+                         should_stop=None if ticker is None else ticker.check_stop)
 
 
 def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPlan, *,
