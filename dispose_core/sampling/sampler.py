@@ -73,12 +73,6 @@ def _unit_range(t: torch.Tensor) -> torch.Tensor:
     return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
 
 
-def _pose_pm1(t: torch.Tensor) -> torch.Tensor:
-    """(n,H,W,3) poses -> (n,3,H,W) float32 in [-1,1] (uint8 as the official u8/127.5 - 1)."""
-    x = t.float() / 127.5 - 1.0 if t.dtype == torch.uint8 else t.float() * 2.0 - 1.0
-    return x.permute(0, 3, 1, 2)
-
-
 def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInputs | None, *, steps: int,
              tile_size: int, overlap: int, decode_chunk_size: int) -> int:
     """Check the inputs (reference (H,W,3), poses (F,H,W,3)); return the tile size to use.
@@ -252,11 +246,6 @@ def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch
     return EncodedReference(plan, emb, latent, draws.init)
 
 
-def pose_pixels(plan: SamplingPlan) -> torch.Tensor:
-    """(F,3,H,W) float32 pose frames in [-1,1], PoseNet's input."""
-    return _pose_pm1(plan.poses)
-
-
 @torch.no_grad()
 def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoConditions:
     """The sample phase's step-invariant inputs in the UNet's dtype and device; PoseNet runs here, once."""
@@ -265,7 +254,7 @@ def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoCond
     emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
     s = plan.settings
     ids = added_time_ids(s.fps, s.motion_bucket_id, s.noise_aug).to(device, dtype)
-    poses = pose_latents(denoiser.pose_net, pose_pixels(plan), plan.tile_size, dtype).to(device)[None]
+    poses = pose_latents(denoiser.pose_net, plan.poses, plan.tile_size, dtype).to(device)[None]
     if plan.cfg:
         emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
         ids, poses = ids.expand(2, -1), torch.cat([torch.zeros_like(poses), poses])
