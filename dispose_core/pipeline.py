@@ -290,7 +290,7 @@ class Phases:
 
     encode: Callable[[SamplingPlan], EncodedReference]  # CLIP + VAE
     denoise: Callable[[EncodedReference, Ticker], torch.Tensor]  # UNet + PoseNet (+ ControlNet) -> latents
-    decode: Callable[[torch.Tensor, SamplingPlan, Ticker], torch.Tensor]  # VAE -> (F-1,H,W,3) frames
+    decode: Callable[[torch.Tensor, SamplingPlan, Ticker], torch.Tensor]  # VAE -> (F-1,H,W,3) IMAGE frames
 
 
 def library_phases(models: Any) -> Phases:
@@ -306,10 +306,11 @@ def library_phases(models: Any) -> Phases:
 def run_phases(plan: SamplingPlan, phases: Phases, *, progress: Progress = None,
                should_stop: ShouldStop = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode, denoise, decode with one progress count: -> (IMAGE frames without the reference,
-    (F,4,h,w) latents in the model's scaling)."""
+    (F,4,h,w) latents in the model's scaling). The decode phase gives the IMAGE as it is (no copy:
+    a long video's frames are the largest tensor of the run)."""
     ticker = plan.ticker(progress, should_stop)
     latents = phases.denoise(phases.encode(plan), ticker)
-    return to_image(phases.decode(latents, plan, ticker)), latents
+    return phases.decode(latents, plan, ticker), latents
 
 
 def animate(

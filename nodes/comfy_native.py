@@ -37,7 +37,7 @@ from ..dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, DEFAULT_T
                                                  MimicMotionVideoModel, TileHooks, pose_latents)
 from . import comfy_bridge as bridge
 
-POSES = "mimicmotion_poses"  # conditioning key: (F,3,H,W) pose frames in [-1,1] (positive only)
+POSES = "mimicmotion_poses"  # conditioning key: (F,H,W,3) pose frames, uint8 or float in [0,1] (positive only)
 CONTROL_SPEC = "dispose_control_spec"  # transformer option: the ControlInputs a MODEL carries
 CONTROLNET_KEY = "dispose_controlnet"  # additional model key: loaded with the MODEL while sampling
 POSE_CHUNK = DEFAULT_TILES[0]
@@ -96,9 +96,9 @@ class MimicMotionBaseModel(comfy.model_base.BaseModel):
         device, dtype = compute_placement(self.diffusion_model.pose_net)[0], self.get_dtype()
         if poses is None:
             return torch.zeros((frames, self.diffusion_model.pose_channels, height, width), dtype=dtype, device=device)
-        if poses.shape[0] != frames or tuple(poses.shape[-2:]) != (height * 8, width * 8):
+        if poses.shape[0] != frames or tuple(poses.shape[1:3]) != (height * 8, width * 8):
             raise InputError(
-                f"The poses are {poses.shape[0]} frames of {poses.shape[-1]}x{poses.shape[-2]} but the video latent "
+                f"The poses are {poses.shape[0]} frames of {poses.shape[2]}x{poses.shape[1]} but the video latent "
                 f"{frames} frames of {width * 8}x{height * 8}. Use the LATENT and CONDITIONING of the same "
                 "MimicMotion Conditioning node.")
         return pose_latents(self.diffusion_model.pose_net, poses, POSE_CHUNK, dtype)
@@ -244,7 +244,7 @@ def conditioning(embedding: torch.Tensor, latent: torch.Tensor, poses: torch.Ten
     values = {"fps": fps, "motion_bucket_id": motion_bucket_id, "augmentation_level": noise_aug}
     embedding = embedding.float().cpu()
     latent = latent.float().cpu()
-    positive = [[embedding, dict(values, concat_latent_image=latent, **{POSES: poses.float().cpu()})]]
+    positive = [[embedding, dict(values, concat_latent_image=latent, **{POSES: poses.cpu()})]]
     negative = [[torch.zeros_like(embedding), dict(values, concat_latent_image=torch.zeros_like(latent))]]
     return positive, negative
 

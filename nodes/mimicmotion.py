@@ -17,7 +17,7 @@ from ..dispose_core.models.cast_layers import compute_placement
 from ..dispose_core.models.units import ImageEncoder
 from ..dispose_core.sampling.memory import tile_activation_bytes, vae_activation_bytes
 from ..dispose_core.sampling.sampler import (EncodedReference, SamplingPlan, Ticker, decode_video, encode_reference,
-                                             pose_pixels, sampling_sigmas)
+                                             sampling_sigmas)
 from ..dispose_core.sampling.video_model import TILE_HOOKS, TileHooks
 from ..dispose_core.types import DenseFlow, MotionField, PointEmbeddings, PoseSequence
 from . import comfy_bridge as bridge
@@ -327,7 +327,7 @@ class _ComfyPhases:
         height, width = plan.size
         model = self.model = sampling_model(self.units, plan, self.control, self.quirk)
         native.set_options(model, {TILE_HOOKS: TileHooks(ticker.check_stop, ticker.tick)})
-        positive, negative = native.conditioning(encoded.embedding, encoded.latent, pose_pixels(plan), s.fps,
+        positive, negative = native.conditioning(encoded.embedding, encoded.latent, plan.poses, s.fps,
                                                  s.motion_bucket_id, s.noise_aug)
         sample_models = [dataclasses.replace(self.units.denoiser, patcher=model)]  # the clones ComfyUI samples
         if self.control is not None:

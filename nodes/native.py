@@ -12,7 +12,6 @@ from comfy_api.latest import io
 from ..dispose_core import pipeline
 from ..dispose_core.errors import InputError
 from ..dispose_core.sampling.conditioning import draw_noise, periodic_initial_latents
-from ..dispose_core.sampling.sampler import pose_pixels
 from ..dispose_core.types import PoseSequence
 from . import comfy_bridge as bridge
 from . import comfy_native as native
@@ -56,7 +55,7 @@ class MimicMotionConditioning(io.ComfyNode):
             plan = pipeline.animation_plan(reference_image, poses, settings=settings,
                                            generator=noise_generator(noise_device, seed))
             encoded = encode_phase(mimicmotion_model, plan)
-            positive, negative = native.conditioning(encoded.embedding, encoded.latent, pose_pixels(plan), fps,
+            positive, negative = native.conditioning(encoded.embedding, encoded.latent, plan.poses, fps,
                                                      motion_bucket_id, noise_aug)
             return io.NodeOutput(positive, negative, native.empty_latent(plan.num_frames, *plan.size))
 

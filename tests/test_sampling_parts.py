@@ -22,7 +22,7 @@ from dispose_core.sampling.conditioning import (
     periodic_initial_latents,
     reference_latent,
 )
-from dispose_core.sampling.decode import decode_latents, to_images
+from dispose_core.sampling.decode import decode_images, decode_latents, to_images
 from dispose_core.sampling.euler import sample_euler
 from dispose_core.sampling.guided import GuidedVideoModel, VideoConditions
 from dispose_core.sampling.schedule import init_noise_sigma, karras_sigmas, scale_input, timestep
@@ -202,3 +202,19 @@ def test_chunked_decode_matches_golden(golden_name):
     images = to_images(decoded)
     assert images.shape == (latents.shape[0], *expected.shape[-2:], 3)
     assert images.min() >= 0 and images.max() <= 1
+
+
+@M5
+@pytest.mark.parametrize("skip", [0, 1])
+def test_decoded_images_match_golden_without_the_skipped_frames(golden_name, skip):
+    """The chunk-by-chunk IMAGE (what the sampler returns) is the golden decode in ComfyUI's
+    layout, (x / 2 + 0.5) clamped to [0, 1], the first ``skip`` frames (the reference) left out."""
+    case = require(golden_name)
+    latents = case.tensors["out.latents"][0]
+    calls = []
+    images = decode_images(_vae(case), latents, _kw(case)["decode_chunk_size"], skip=skip,
+                           on_chunk=lambda: calls.append(1))
+    expected = (case.tensors["out.decoded_raw"][0].permute(1, 2, 3, 0)[skip:] / 2 + 0.5).clamp(0, 1)
+    assert images.shape == expected.shape and images.is_contiguous()
+    assert rel_l2(images, expected) < _tol(case, "out.decoded_raw")
+    assert len(calls) == -(-latents.shape[0] // _kw(case)["decode_chunk_size"])

@@ -34,7 +34,7 @@ from .conditioning import (
     reference_latent,
 )
 from .control import ControlInputs
-from .decode import decode_latents, to_images
+from .decode import decode_images
 from .euler import sample_euler
 from .guided import GuidedVideoModel, VideoConditions
 from .schedule import SIGMA_MAX, SIGMA_MIN, init_noise_sigma, karras_sigmas
@@ -71,12 +71,6 @@ def _image_tensor(images: Any, what: str) -> torch.Tensor:
 def _unit_range(t: torch.Tensor) -> torch.Tensor:
     """uint8 -> float32 /255; float -> float32 (taken as [0,1])."""
     return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
-
-
-def _pose_pm1(t: torch.Tensor) -> torch.Tensor:
-    """(n,H,W,3) poses -> (n,3,H,W) float32 in [-1,1] (uint8 as the official u8/127.5 - 1)."""
-    x = t.float() / 127.5 - 1.0 if t.dtype == torch.uint8 else t.float() * 2.0 - 1.0
-    return x.permute(0, 3, 1, 2)
 
 
 def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInputs | None, *, steps: int,
@@ -252,11 +246,6 @@ def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch
     return EncodedReference(plan, emb, latent, draws.init)
 
 
-def pose_pixels(plan: SamplingPlan) -> torch.Tensor:
-    """(F,3,H,W) float32 pose frames in [-1,1], PoseNet's input."""
-    return _pose_pm1(plan.poses)
-
-
 @torch.no_grad()
 def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoConditions:
     """The sample phase's step-invariant inputs in the UNet's dtype and device; PoseNet runs here, once."""
@@ -265,7 +254,7 @@ def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoCond
     emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
     s = plan.settings
     ids = added_time_ids(s.fps, s.motion_bucket_id, s.noise_aug).to(device, dtype)
-    poses = pose_latents(denoiser.pose_net, pose_pixels(plan), plan.tile_size, dtype).to(device)[None]
+    poses = pose_latents(denoiser.pose_net, plan.poses, plan.tile_size, dtype).to(device)[None]
     if plan.cfg:
         emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
         ids, poses = ids.expand(2, -1), torch.cat([torch.zeros_like(poses), poses])
@@ -301,9 +290,9 @@ def decode_video(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int, *
                  ticker: Ticker | None = None) -> torch.Tensor:
     """(F,4,h,w) model-scaled latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with
     ``keep_reference_frame``), ``chunk_size`` frames per VAE call."""
-    frames = to_images(decode_latents(vae, latents, chunk_size, on_chunk=None if ticker is None else ticker.tick,
-                                      should_stop=None if ticker is None else ticker.check_stop))
-    return frames if keep_reference_frame else frames[1:]
+    return decode_images(vae, latents, chunk_size, skip=0 if keep_reference_frame else 1,
+                         on_chunk=None if ticker is None else ticker.tick,
+                         should_stop=None if ticker is None else ticker.check_stop)
 
 
 def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPlan, *,

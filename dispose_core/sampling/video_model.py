@@ -78,11 +78,19 @@ class ControlRun:
 
 
 @torch.no_grad()
+def pose_pm1(poses: torch.Tensor) -> torch.Tensor:
+    """(n,H,W,3) pose frames -> (n,3,H,W) float32 in [-1,1], PoseNet's input (uint8 as the official
+    u8 / 127.5 - 1; float taken as [0,1])."""
+    x = poses.float() / 127.5 - 1.0 if poses.dtype == torch.uint8 else poses.float() * 2.0 - 1.0
+    return x.permute(0, 3, 1, 2)
+
+
 def pose_latents(pose_net: nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
-    """PoseNet over every (F,3,H,W) pose frame in [-1,1] once -> (F,C0,h,w) in ``dtype`` on the
-    PoseNet's device; ``chunk`` frames at a time bound the full-resolution activations."""
+    """PoseNet over every (F,H,W,3) pose frame (uint8, or float in [0,1]) once -> (F,C0,h,w) in
+    ``dtype`` on the PoseNet's device; ``chunk`` frames at a time are brought to [-1,1] and run, which
+    bounds the full-resolution activations and leaves the video's poses in their compact form."""
     device, net_dtype = compute_placement(pose_net)
-    return torch.cat([pose_net(poses[s:s + chunk].to(device, net_dtype)).to(dtype)
+    return torch.cat([pose_net(pose_pm1(poses[s:s + chunk]).to(device, net_dtype)).to(dtype)
                       for s in range(0, poses.shape[0], chunk)])
 
 
