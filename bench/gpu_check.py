@@ -35,6 +35,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import torch  # noqa: E402
 
 from bench.gpu import official  # noqa: E402
+from dispose_core.errors import InputError  # noqa: E402
 from bench.gpu.clock import Clock  # noqa: E402
 from bench.gpu.memory_model import phase_estimates  # noqa: E402
 from bench.gpu.modes import (COMPILE_BACKEND, MODES, OVERLAP, SETTINGS, SMOKE_COMPILE_BACKEND,  # noqa: E402
@@ -223,6 +224,9 @@ def run_modes(args: argparse.Namespace, models_dir: Path, device: torch.device, 
                     with usable_vram(mode.usable_gib, device):
                         entry["ours"] = run_mode(mode, sizes, device, ModelNames(), ref, poses)
                     entry["status"] = "ran"
+                except InputError as exc:  # the pack refuses the mode on this ComfyUI (e.g. 0.3.64's EasyCache)
+                    entry["status"] = f"skipped: {(str(exc).splitlines() or [''])[0]}"
+                    release_memory()
                 except Exception as exc:  # noqa: BLE001 - one mode failing (OOM, a compiler) must not lose the rest
                     entry["status"] = f"failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
                     release_memory()

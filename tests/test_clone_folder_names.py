@@ -44,9 +44,12 @@ ok = asyncio.run(nodes.load_custom_node(sys.argv[2]))
 print(json.dumps({"ok": ok, "nodes": sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("DisPose")),
                   "web": {k: v for k, v in nodes.EXTENSION_WEB_DIRS.items()}}))
 """
-NODE_IDS = ["DisPoseCMPDenseFlow", "DisPoseCMPLoader", "DisPoseControlNetLoader", "DisPoseDIFTLoader",
-            "DisPoseDIFTPointEmbed", "DisPoseDWPoseExtract", "DisPoseDWPoseLoader", "DisPoseHybridControlNetApply",
-            "DisPoseMimicMotionLoader", "DisPoseMimicMotionSampler", "DisPoseSparseMotionField"]
+NODE_IDS = ["DisPoseApplyControl", "DisPoseCMPDenseFlow", "DisPoseCMPLoader", "DisPoseControlNetLoader",
+            "DisPoseDIFTLoader", "DisPoseDIFTPointEmbed", "DisPoseDWPoseExtract", "DisPoseDWPoseLoader",
+            "DisPoseHybridControlNetApply", "DisPoseMimicMotionConditioning", "DisPoseMimicMotionDecode",
+            "DisPoseMimicMotionEuler", "DisPoseMimicMotionLoader", "DisPoseMimicMotionNoise",
+            "DisPoseMimicMotionSampler", "DisPoseMimicMotionScheduler", "DisPoseMimicMotionTiles",
+            "DisPoseSparseMotionField"]
 
 
 @pytest.mark.comfy

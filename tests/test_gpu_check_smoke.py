@@ -39,16 +39,23 @@ def test_smoke_runs_every_mode_and_writes_every_field(tmp_path):
         assert modes[name]["status"].startswith("skipped: "), name
         assert package in modes[name]["status"], name
     ran = {name: entry["ours"] for name, entry in modes.items() if entry["status"] == "ran"}
-    assert len(ran) == 11
-    # EasyCache ran through core SamplerCustomAdvanced and reused steps (8 smoke steps: 2 reused, the
-    # cumulative change rates 0.005 and 0.09 against its reuse threshold 0.2, then 0.25 recomputes)
-    skipped, total = map(int, ran["dispose-bf16-easycache"]["easycache_steps_skipped"].split("/"))
-    assert 0 < skipped < total == 8
+    import comfyui_version
+
+    if comfyui_version.__version__ == "0.3.64":  # the pack refuses this version's EasyCache (README: core speed nodes)
+        assert modes["dispose-bf16-easycache"]["status"].startswith("skipped: ") and "LazyCache" in \
+            modes["dispose-bf16-easycache"]["status"]
+        assert len(ran) == 10
+    else:
+        assert len(ran) == 11
+        # EasyCache ran through core SamplerCustomAdvanced and reused steps (8 smoke steps: 2 reused, the
+        # cumulative change rates 0.005 and 0.09 against its reuse threshold 0.2, then 0.25 recomputes)
+        skipped, total = map(int, ran["dispose-bf16-easycache"]["easycache_steps_skipped"].split("/"))
+        assert 0 < skipped < total == 8
     # the models were built with the mode's ComfyUI attention function; the others with ComfyUI's CPU
     # default (sub_quad, without --use-split-cross-attention or --use-pytorch-cross-attention)
     assert ran["dispose-bf16-split-attention"]["attention"] == "split"
     assert {ours["attention"] for name, ours in ran.items() if name != "dispose-bf16-split-attention"} == {"sub_quad"}
-    for name in ("dispose-bf16-core-sampler", "dispose-bf16-compile", "dispose-bf16-easycache"):
+    for name in {"dispose-bf16-core-sampler", "dispose-bf16-compile", "dispose-bf16-easycache"} & set(ran):
         assert 0 < ran[name]["s_per_step_after_first"], name  # the second of the 2 smoke steps
     for name, ours in ran.items():
         assert set(STATUS_FIELDS) <= set(ours), name
