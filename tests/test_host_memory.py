@@ -25,6 +25,7 @@ pytestmark = pytest.mark.host
 LENGTHS = (40, 200)  # source frames; stride 2 keeps half
 CANVAS = (448, 256)  # resolution 256 on the 96x64 portrait reference: long side int(256 / (9/16) // 64) * 64
 TARGET_BYTES_PER_PIXEL = 16
+TARGET_VERSION = "0.33.0"
 SETTINGS = {"DisPoseDWPoseExtract": {"resolution": CANVAS[1]}, "DisPoseDIFTPointEmbed": {"ensemble_size": 1},
             "DisPoseMimicMotionSampler": {"steps": 1}}
 
@@ -58,6 +59,10 @@ def peak_rss(instance: Path, models: Path, frames: int) -> int:
 @pytest.mark.xfail(strict=True, reason="issue 16: the stage previews are cached whether a graph uses them or not")
 @pytest.mark.timeout(2400)  # two full runs, 120 sampled frames in all: 10-20 min on 2 busy CPU cores
 def test_peak_memory_grows_at_most_16_bytes_per_canvas_pixel_per_frame(tmp_path, tiny_models_dir):
+    import comfyui_version
+
+    if comfyui_version.__version__ != TARGET_VERSION:  # two 10-minute runs; the target is set on one version
+        pytest.skip(f"issue 16's memory target is measured on ComfyUI {TARGET_VERSION}")
     short, long = (peak_rss(tmp_path / f"instance-{n}", tiny_models_dir, n) for n in LENGTHS)
     frames = (LENGTHS[1] - LENGTHS[0]) // 2
     per_pixel = (long - short) / frames / (CANVAS[0] * CANVAS[1])
