@@ -160,14 +160,13 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
     log(f"models loaded; DisPose ControlNet: {report}")
     control = pipeline.hybrid_control(controlnet, motion, flow, points)
     settings = pipeline.SamplerSettings(seed=seed, steps=steps)  # the sampler shrinks tiles to short videos
-    video = pipeline.animate(models, reference, poses, control=control, settings=settings,
-                             progress=log.progress("sampling"))
-
-    written = [write_video(out_dir / "animation.mp4", video, fps)]
+    video = pipeline.animation_chunks(models, reference, poses, control=control, settings=settings,
+                                      progress=log.progress("sampling"))
+    written = [write_video(out_dir / "animation.mp4", video, fps)]  # decoded chunk by chunk as it is written
     for name, images in (("skeletons", skeletons), ("motion_field", motion_preview),
                          ("dense_flow", flow_preview), ("correspondence", points_preview)):
         written.append(write_video(out_dir / f"preview_{name}.mp4", images, fps))
-    log(f"wrote {len(video)} animation frames at {fps:g} fps:\n" + "\n".join(f"  {p.resolve()}" for p in written))
+    log(f"wrote {poses.num_frames - 1} animation frames at {fps:g} fps:\n" + "\n".join(f"  {p.resolve()}" for p in written))
     if smoke:
         log("SMOKE RUN finished: random weights, so animation.mp4 is noise (the pipeline ran end to end).")
     return written[0]

@@ -6,6 +6,7 @@ is an InputError naming the file.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,19 +36,32 @@ def read_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(rgb.copy()).float()[None] / 255.0
 
 
-def write_video(path: Path, images: torch.Tensor, fps: float) -> Path:
-    """Write an IMAGE batch (float 0..1, (N, H, W, 3)) as H.264 mp4 at ``fps`` (fractional kept)."""
+WRITE_CHUNK = 16  # frames converted to uint8 at a time: the float temporaries stay a few frames
+
+
+def write_video(path: Path, images: torch.Tensor | Iterable[torch.Tensor], fps: float) -> Path:
+    """Write IMAGE frames (float 0..1, (N, H, W, 3)) as H.264 mp4 at ``fps`` (fractional kept).
+
+    ``images`` is one batch or an iterable of batches (``pipeline.animation_chunks``): each is
+    converted to uint8 and encoded before the next is asked for, so the video is never held whole."""
     import av
 
     from .pipeline import to_uint8
 
-    frames = to_uint8(images)
-    height, width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2  # yuv420p needs even sizes
+    chunks = images.split(WRITE_CHUNK) if isinstance(images, torch.Tensor) else images
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in frames:
-            packet = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
-            container.mux(stream.encode(packet))
-        container.mux(stream.encode())
+        stream = None
+        for chunk in chunks:
+            frames = to_uint8(chunk)
+            if stream is None:
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                # yuv420p needs even sizes
+                stream.width, stream.height = frames.shape[2] // 2 * 2, frames.shape[1] // 2 * 2
+                stream.pix_fmt = "yuv420p"
+            for frame in frames:
+                packet = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:stream.height, :stream.width]),
+                                                    format="rgb24")
+                container.mux(stream.encode(packet))
+        if stream is not None:
+            container.mux(stream.encode())
     return path

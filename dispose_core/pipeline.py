@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -310,7 +310,7 @@ def run_phases(plan: SamplingPlan, phases: Phases, *, progress: Progress = None,
     a long video's frames are the largest tensor of the run)."""
     ticker = plan.ticker(progress, should_stop)
     latents = phases.denoise(phases.encode(plan), ticker)
-    return phases.decode(latents, plan, ticker), latents
+    return phases.decode(latents, plan, ticker), latents  # already an IMAGE batch: no second copy
 
 
 def animate(
@@ -324,3 +324,20 @@ def animate(
     """
     plan = animation_plan(reference, poses, control=control, settings=settings)
     return run_phases(plan, library_phases(models), progress=progress, should_stop=should_stop)[0]
+
+
+def animation_chunks(
+    models: Any, reference: torch.Tensor, poses: PoseSequence, *, control: ControlInputs | None = None,
+    settings: SamplerSettings = SamplerSettings(), progress: Progress = None, should_stop: ShouldStop = None,
+) -> Iterator[torch.Tensor]:
+    """``animate`` for a caller that writes the frames out (the command line): samples now, then
+    returns the frames as IMAGE chunks of ``decode_chunk_size`` frames, each decoded when the
+    caller asks for it, so the whole video never exists in float32 (it would cost 12 bytes per
+    pixel per frame, and more while being converted)."""
+    from .sampling.sampler import decoded_images, split_models
+
+    plan = animation_plan(reference, poses, control=control, settings=settings)
+    phases = library_phases(models)
+    ticker = plan.ticker(progress, should_stop)
+    latents = phases.denoise(phases.encode(plan), ticker)
+    return decoded_images(split_models(models)[1], latents, plan.settings.decode_chunk_size, ticker=ticker)

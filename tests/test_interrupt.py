@@ -70,17 +70,17 @@ def test_a_host_exception_passes_through():
 
 def test_decode_stops_inside_a_chunk(tiny_models_dir):
     from dispose_core.loading.mimicmotion import load_mimicmotion
-    from dispose_core.sampling.decode import decode_latents
+    from dispose_core.sampling.decode import decoded_chunks
 
     models = load_mimicmotion(BY_KEY["svd"].path_in(tiny_models_dir), BY_KEY["mimicmotion"].path_in(tiny_models_dir))
     latents = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     counter = LayerCounter(models.vae)
-    decode_latents(models.vae, latents, chunk_size=4)
+    list(decoded_chunks(models.vae, latents, chunk_size=4))
     layers_per_chunk = counter.layers
     counter.layers, chunks = 0, []
     with pytest.raises(InterruptedError, match="Decoding"):
-        decode_latents(models.vae, latents, chunk_size=4, on_chunk=lambda: chunks.append(1),
-                       should_stop=counter.should_stop)
+        list(decoded_chunks(models.vae, latents, chunk_size=4, on_chunk=lambda: chunks.append(1),
+                            should_stop=counter.should_stop))
     assert counter.layers == STOP_AT - 1 < layers_per_chunk and chunks == []  # not even one chunk finished
     counter.remove()
 

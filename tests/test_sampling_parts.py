@@ -22,8 +22,9 @@ from dispose_core.sampling.conditioning import (
     periodic_initial_latents,
     reference_latent,
 )
-from dispose_core.sampling.decode import decode_images, decode_latents, to_images
+from dispose_core.sampling.decode import decoded_chunks, to_images
 from dispose_core.sampling.euler import sample_euler
+from dispose_core.sampling.sampler import Ticker, decode_video
 from dispose_core.sampling.guided import GuidedVideoModel, VideoConditions
 from dispose_core.sampling.schedule import init_noise_sigma, karras_sigmas, scale_input, timestep
 from dispose_core.sampling.video_model import TILES, MimicMotionVideoModel
@@ -194,7 +195,8 @@ def test_chunked_decode_matches_golden(golden_name):
     case = require(golden_name)
     latents = case.tensors["out.latents"][0]
     calls = []
-    decoded = decode_latents(_vae(case), latents, _kw(case)["decode_chunk_size"], lambda: calls.append(1))
+    decoded = torch.cat(list(decoded_chunks(_vae(case), latents, _kw(case)["decode_chunk_size"],
+                                            lambda: calls.append(1))))
     expected = case.tensors["out.decoded_raw"][0].permute(1, 0, 2, 3)
     assert rel_l2(decoded, expected) < _tol(case, "out.decoded_raw")
     chunk = _kw(case)["decode_chunk_size"]
@@ -212,8 +214,8 @@ def test_decoded_images_match_golden_without_the_skipped_frames(golden_name, ski
     case = require(golden_name)
     latents = case.tensors["out.latents"][0]
     calls = []
-    images = decode_images(_vae(case), latents, _kw(case)["decode_chunk_size"], skip=skip,
-                           on_chunk=lambda: calls.append(1))
+    images = decode_video(_vae(case), latents, _kw(case)["decode_chunk_size"], keep_reference_frame=skip == 0,
+                          ticker=Ticker(0, lambda done, total: calls.append(done)))
     expected = (case.tensors["out.decoded_raw"][0].permute(1, 2, 3, 0)[skip:] / 2 + 0.5).clamp(0, 1)
     assert images.shape == expected.shape and images.is_contiguous()
     assert rel_l2(images, expected) < _tol(case, "out.decoded_raw")

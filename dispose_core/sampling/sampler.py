@@ -13,7 +13,7 @@ runs the same video model and Euler through ``comfy.samplers`` (nodes/comfy_nati
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from .conditioning import (
     reference_latent,
 )
 from .control import ControlInputs
-from .decode import decode_images
+from .decode import decoded_chunks, to_images
 from .euler import sample_euler
 from .guided import GuidedVideoModel, VideoConditions
 from .schedule import SIGMA_MAX, SIGMA_MIN, init_noise_sigma, karras_sigmas
@@ -43,8 +43,8 @@ from .tiling import tile_indices
 from .video_model import BATCH_QUIRK, CONTROL, TILE_HOOKS, TILES, ControlRun, MimicMotionVideoModel, TileHooks, pose_latents
 
 __all__ = ["ControlInputs", "EncodedReference", "SamplerSettings", "SamplingInterrupted", "SamplingPlan", "Ticker",
-           "decode_frames", "denoise_latents", "encode_reference", "plan_sampling", "sample_latents", "sample_video",
-           "split_models", "video_conditions"]
+           "decode_frames", "decoded_images", "denoise_latents", "encode_reference", "plan_sampling", "sample_latents",
+           "sample_video", "split_models", "video_conditions"]
 
 SIZE_MULTIPLE = 64  # latent /8, three UNet downsamplers /8; the point adapter's /64 grid
 
@@ -285,14 +285,32 @@ def denoise_latents(encoded: EncodedReference, denoiser: Denoiser, ticker: Ticke
     return sample_euler(model, noise, sigmas)
 
 
-@torch.no_grad()
+def decoded_images(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int, *,
+                   keep_reference_frame: bool = False, ticker: Ticker | None = None) -> Iterator[torch.Tensor]:
+    """(F,4,h,w) model-scaled latents -> (n,H,W,3) float32 IMAGE chunks in [0,1] on the CPU, one per
+    VAE call of ``chunk_size`` frames, decoded when asked for (the reference frame dropped from
+    the first unless ``keep_reference_frame``): a caller stores or writes each chunk before the next."""
+    chunks = decoded_chunks(vae, latents, chunk_size, on_chunk=None if ticker is None else ticker.tick,
+                            should_stop=None if ticker is None else ticker.check_stop)
+    for start, raw in zip(range(0, latents.shape[0], chunk_size), chunks):
+        images = to_images(raw)
+        del raw
+        yield images if keep_reference_frame or start > 0 else images[1:]
+
+
 def decode_video(vae: torch.nn.Module, latents: torch.Tensor, chunk_size: int, *, keep_reference_frame: bool = False,
                  ticker: Ticker | None = None) -> torch.Tensor:
     """(F,4,h,w) model-scaled latents -> (F-1,H,W,3) float32 frames in [0,1] on the CPU (F with
-    ``keep_reference_frame``), ``chunk_size`` frames per VAE call."""
-    return decode_images(vae, latents, chunk_size, skip=0 if keep_reference_frame else 1,
-                         on_chunk=None if ticker is None else ticker.tick,
-                         should_stop=None if ticker is None else ticker.check_stop)
+    ``keep_reference_frame``), ``chunk_size`` frames per VAE call. Each chunk is copied into the
+    preallocated batch as it is decoded: the video is held once, beside one chunk."""
+    total = latents.shape[0] - (0 if keep_reference_frame else 1)
+    frames, done = None, 0
+    for images in decoded_images(vae, latents, chunk_size, keep_reference_frame=keep_reference_frame, ticker=ticker):
+        if frames is None:
+            frames = torch.empty((total, *images.shape[1:]), dtype=images.dtype)
+        frames[done:done + images.shape[0]] = images
+        done += images.shape[0]
+    return frames  # the plan has at least one frame
 
 
 def decode_frames(vae: torch.nn.Module, latents: torch.Tensor, plan: SamplingPlan, *,
