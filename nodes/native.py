@@ -181,4 +181,4 @@ class MimicMotionDecode(io.ComfyNode):
             latents = native.model_latents(mimicmotion_model.denoiser.patcher, samples)
             frames = decode_phase(mimicmotion_model, latents, decode_chunk_size,
                                   keep_reference_frame=keep_reference_frame)
-            return io.NodeOutput(pipeline.to_image(frames).to(bridge.intermediate_device()))
+            return io.NodeOutput(frames.to(bridge.intermediate_device()))  # already an IMAGE batch: no copy
