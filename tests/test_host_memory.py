@@ -48,15 +48,17 @@ def peak_rss(instance: Path, models: Path, frames: int) -> int:
         server.stop()
 
 
-# Not met yet. With compact guidance, previews at most 256 px long, the decode writing into one IMAGE
-# and uint8 pose conditioning, the growth is about 30 B/px per frame here (2026-12-06, ComfyUI 0.33.0:
-# 1913 MiB at 20 frames, 2190 MiB at 100, 31.6 B/px; 29.1 B/px before the last two; 115 B/px before
-# compact guidance, 608 B/px before the VIDEO input). Cached before sampling, per frame: the four
-# float32 previews, about 3.9 B/px each on this small canvas (a 256 px preview is a third of it;
-# 0.75 B/px at 576x1024), and the 384x384 float16 dense flow, 5.1 B/px here (1 B/px at 576x1024).
-# The peak is a maximum over the tile calls' activations, so single runs vary widely (81 B/px once).
-# strict: the run reports XPASS as a failure once the target is met, so the mark gets removed then.
-@pytest.mark.xfail(strict=True, reason="issue 16: the stage previews are cached whether a graph uses them or not")
+# Not met reliably. With compact guidance, previews at most 256 px long, the decode writing into one
+# IMAGE and uint8 pose conditioning, three runs on the idle machine (2026-12-06, ComfyUI 0.33.0) gave
+# 5.6, 54.8 and 27.2 B/px per frame (20 frames: 2250, 2171, 2029 MiB; 100 frames: 2299, 2650,
+# 2267 MiB); on the loaded machine 29-81 B/px; 115 B/px before compact guidance, 608 B/px before the
+# VIDEO input. The peak is the highest of the sampler's tile-call swings (0.7-1.1 GB each), so one run
+# varies by a few hundred MiB, more than the 80 frames' target growth (147 MB). Cached per frame
+# before sampling: the four float32 previews, about 3.9 B/px each on this small canvas (0.75 B/px at
+# 576x1024), and the 384x384 float16 dense flow, 5.1 B/px here (1 B/px at 576x1024).
+# Not strict: a run under the target is reported (XPASS) without failing, as one run proves nothing.
+@pytest.mark.xfail(strict=False, reason="issue 16: the peak varies by more than the target between runs; "
+                                        "the stage previews are cached whether a graph uses them or not")
 @pytest.mark.timeout(2400)  # two full runs, 120 sampled frames in all: 10-20 min on 2 busy CPU cores
 def test_peak_memory_grows_at_most_16_bytes_per_canvas_pixel_per_frame(tmp_path, tiny_models_dir):
     version = (CHECKOUT / "comfyui_version.py").read_text().split('__version__ = "')[1].split('"')[0]
