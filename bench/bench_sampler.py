@@ -195,14 +195,11 @@ def memory_row(args, frames: int, tile: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def per_frame_mb(cfg: dict, controlnet: HybridControlNet) -> float:
-    """float32 MB that sampling keeps per frame: latents, their scaled copy, the new latents and
-    the CFG accumulator (2 rows), pose latents, motion feature, point features."""
-    h, w = cfg["height"], cfg["width"]
-    lh, lw = h // 8, w // 8
-    c0 = cfg["channels"][0]
-    points = sum(c * (h // r) * (w // r) for c, r in zip(cfg["channels"], controlnet.level_rates()))
-    return (5 * 4 * lh * lw + 2 * c0 * lh * lw + points) * 4 / 2**20
+def per_frame_mb(cfg: dict) -> float:
+    """float32 MB that sampling keeps per frame: latents, their scaled copy, the new latents and the
+    CFG accumulator (2 rows); pose, motion and point features exist only for the tile being run."""
+    lh, lw = cfg["height"] // 8, cfg["width"] // 8
+    return 5 * 4 * lh * lw * 4 / 2**20
 
 
 def main() -> None:
@@ -262,13 +259,13 @@ def main() -> None:
          f"{real_motion / 1e12:.2f} = {100 * real_motion / real_ctrl:.2f} % of the tile call "
          f"(official, per call x2 CFG: {100 * 2 * real_motion / real_ctrl:.2f} %)"),
     ]
-    base = per_frame_mb(cfg, controlnet)
+    base = per_frame_mb(cfg)
     for frames in args.lengths:
         for t in (tile, tile // 2):
             m = memory_row(args, frames, t)
             rows.append((f"peak RSS, DisPose denoising, {frames} frames, tile {t} (MB)",
                          f"{m['peak_mb']:.0f} = {m['base_mb']:.0f} models+inputs + {m['peak_mb'] - m['base_mb']:.0f} sampling"))
-    rows.append(("per-frame tensors kept while sampling (latents, pose/motion/point features)",
+    rows.append(("per-frame tensors kept while sampling (latents)",
                  f"{base:.2f} MB / frame"))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
