@@ -93,15 +93,18 @@ def pose_latents(pose_net: nn.Module, frames: torch.Tensor, dtype: torch.dtype) 
 
 
 def tile_pose_latents(pose_net: nn.Module, sources: Sequence[PoseFrames | None], tiles: torch.Tensor,
-                      zeros_shape: tuple[int, ...], dtype: torch.dtype) -> Iterator[torch.Tensor]:
+                      dtype: torch.dtype) -> Iterator[torch.Tensor | None]:
     """Per tile, in order: (halves*T, C0, h, w) pose latents, PoseNet on each half's pose frames of
-    the tile, zeros for a half without poses (the unconditional one, as officially). The next
-    tile's frames are drawn on a worker thread while the model runs the current tile."""
-    device = compute_placement(pose_net)[0]
+    the tile, zeros for a half without poses (the unconditional one, as officially); None when no
+    half has poses. The next tile's frames are drawn on a worker thread while the model runs the
+    current tile."""
     posed = [s for s in dict.fromkeys(sources) if s is not None]  # distinct sources, in order
-    zeros = torch.zeros(zeros_shape, dtype=dtype, device=device)
     for frames in prefetched_tiles(posed, tiles):
+        if not posed:
+            yield None
+            continue
         latents = {id(source): pose_latents(pose_net, f, dtype) for source, f in zip(posed, frames)}
+        zeros = torch.zeros_like(next(iter(latents.values())))
         yield torch.cat([zeros if s is None else latents[id(s)] for s in sources])
 
 
@@ -142,10 +145,6 @@ class MimicMotionVideoModel(nn.Module):
     def dtype(self) -> torch.dtype:
         """The compute dtype (a host casts the input to it)."""
         return compute_placement(self.unet)[1]
-
-    @property
-    def pose_channels(self) -> int:
-        return int(self.unet.config.block_out_channels[0])
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
                 control: object = None, transformer_options: dict | None = None, *,
@@ -192,7 +191,7 @@ class MimicMotionVideoModel(nn.Module):
                     f"The poses are {source.num_frames} frames of {source.size[1]}x{source.size[0]} but the "
                     f"video latent {frames} frames of {width}x{height}. Use the LATENT and CONDITIONING of "
                     "the same MimicMotion Conditioning node.")
-        poses = tile_pose_latents(self.pose_net, sources, tiles, (tile, self.pose_channels, *x.shape[-2:]), dtype)
+        poses = tile_pose_latents(self.pose_net, sources, tiles, dtype)
 
         def predict(number: int, idx: torch.Tensor) -> torch.Tensor:
             if hooks.before is not None:
