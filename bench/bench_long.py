@@ -7,7 +7,7 @@
 Each length runs ``python3 -m dispose_core.demo`` (tiny random-weight models, every stage and the
 sampler for real) in a fresh process on a synthetic 720p portrait driving clip at 30 fps (official
 stride 2, so twice as many source frames as sampled ones) and a portrait reference, on a 576x1024
-canvas. The peak RSS is the child's ``ru_maxrss`` from ``os.wait4``; the slope is a least-squares
+canvas. The peak RSS is the child's ``ru_maxrss`` from ``os.wait4`` (with ``STEADY_ALLOCATOR``); the slope is a least-squares
 line through the lengths, in MB per sampled frame and in bytes per canvas pixel per sampled frame
 (the unit of the issue's target, 16 B/px). A run whose RSS passes ``--max-rss-gib`` is stopped
 (reported as ``>limit``) so a length that cannot fit does not starve the machine.
@@ -31,13 +31,18 @@ CLIP_HW = (1280, 720)  # 720p portrait
 CLIP_FPS = 30  # stride 2 x max(1, int(30 / 24)) = 2
 CANVAS = (1024, 576)  # resolution 576 on a portrait reference
 MB = 1e6
+# glibc's default mmap threshold grows after large frees, so freed tensors then stay in the heap and the
+# peak RSS of one run swings by hundreds of MB with timing; a fixed threshold returns every large
+# buffer to the system when freed, so the peak is the live memory (the same to 1 MiB run after run)
+STEADY_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
-def write_clip(path: Path, frames: int) -> Path:
-    """A 720p portrait H.264 clip: a bright box (a 'person') moving over a gradient."""
+def write_clip(path: Path, frames: int, size: tuple[int, int] = CLIP_HW) -> Path:
+    """A portrait H.264 clip at 30 fps (720p by default; ``size`` (height, width)): a bright box
+    (a 'person') moving over a gradient."""
     import av
 
-    height, width = CLIP_HW
+    height, width = size
     background = np.linspace(30, 120, height, dtype=np.uint8)[:, None, None].repeat(width, 1).repeat(3, 2)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=Fraction(CLIP_FPS))
@@ -46,7 +51,7 @@ def write_clip(path: Path, frames: int) -> Path:
         for i in range(frames):
             frame = background.copy()
             x = 200 + int(100 * np.sin(i / 10))
-            frame[300:1000, x:x + 300] = 230
+            frame[height * 15 // 64:height * 25 // 32, x:x + width * 5 // 12] = 230
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return path
@@ -81,7 +86,7 @@ def peak_rss(repo: Path, reference: Path, clip: Path, out: Path, steps: int, lim
     argv = [sys.executable, "-m", "dispose_core.demo", "--reference", str(reference), "--video", str(clip),
             "--resolution", str(CANVAS[1]), "--steps", str(steps), "--out", str(out)]
     start = time.time()
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **STEADY_ALLOCATOR}
     proc = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stopped: list[bool] = []
     done = threading.Event()

@@ -61,25 +61,43 @@ def _steps(field: FlowField, steps: torch.Tensor) -> torch.Tensor:
     return torch.cat([field.fields(int(k), int(k) + 1) for k in steps])
 
 
-@torch.no_grad()
-def tile_control_features(control: ControlInputs, frames: torch.Tensor, height: int, width: int) -> ControlFeatures:
-    """The motion encoder and the point adapter over one tile's ``frames`` [0, f1, ...] (frame 0 the
-    reference, which gets the zero flow): the compact guidance is expanded to the canvas for these
-    frames only, so memory follows the tile, not the video."""
+@dataclass
+class TileGuidance:
+    """One tile's guidance on the canvas: the model-independent inputs of ``tile_control_features``."""
+
+    dense: torch.Tensor  # (T-1, 2, H, W) float32 CMP flows of the tile's driving frames
+    trajectory: torch.Tensor  # (T-1, 2, H, W) float32 sparse motion field
+    keypoints: torch.Tensor | None  # (T, 18, 2) of the tile's frames, reference first
+    subset: torch.Tensor | None  # (T, 18)
+
+
+@torch.compiler.disable  # data preparation (numpy, Python loops): torch.compile traces only the networks
+def tile_guidance(control: ControlInputs, frames: torch.Tensor) -> TileGuidance:
+    """The compact guidance of a tile's ``frames`` [0, f1, ...] expanded to the canvas (frame 0,
+    the reference, has no flow: the encoder prepends its zero flow)."""
     if int(frames[0]) != 0 or len(frames) < 2:
         raise ValueError(f"a tile starts with the reference frame 0 and holds a driving frame, got {frames.tolist()}")
+    rows = frames.cpu()
+    steps = rows[1:] - 1
+    keypoints = subset = None
+    if control.points is not None:  # the adapter works in float64, from any float dtype
+        keypoints = torch.as_tensor(np.asarray(control.points.keypoints))[rows]
+        subset = torch.as_tensor(np.asarray(control.points.subset))[rows]
+    return TileGuidance(_steps(control.dense_flow, steps), _steps(control.motion_field, steps), keypoints, subset)
+
+
+@torch.no_grad()
+def tile_control_features(control: ControlInputs, frames: torch.Tensor, height: int, width: int) -> ControlFeatures:
+    """The motion encoder and the point adapter over one tile's ``frames`` [0, f1, ...]: the compact
+    guidance is expanded to the canvas for these frames only, so memory follows the tile, not the video."""
     net = control.controlnet
     device, dtype = compute_placement(net)
-    steps = frames[1:].cpu() - 1
-    dense = _steps(control.dense_flow, steps).to(device=device, dtype=dtype)[None]
-    traj = _steps(control.motion_field, steps).to(device=device, dtype=dtype)[None]
-    motion = net.encode_motion(dense, traj, frames_per_chunk=len(frames))  # (T, C, h, w)
-
+    guide = tile_guidance(control, frames)
+    motion = net.encode_motion(guide.dense.to(device=device, dtype=dtype)[None],
+                               guide.trajectory.to(device=device, dtype=dtype)[None],
+                               frames_per_chunk=len(frames))  # (T, C, h, w)
     points = None
-    if control.points is not None:
-        p, rows = control.points, frames.cpu().numpy()
-        emb = p.ref_point_emb.to(device=device, dtype=dtype)
-        keypoints = torch.as_tensor(np.asarray(p.keypoints)[rows])  # any float dtype: the adapter works in float64
-        subset = torch.as_tensor(np.asarray(p.subset)[rows])
-        points = [m.to(dtype) for m in net.encode_points(emb, keypoints, subset, height, width)]
+    if guide.keypoints is not None:
+        emb = control.points.ref_point_emb.to(device=device, dtype=dtype)
+        points = [m.to(dtype) for m in net.encode_points(emb, guide.keypoints, guide.subset, height, width)]
     return ControlFeatures(motion, points)

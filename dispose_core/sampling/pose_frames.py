@@ -34,7 +34,7 @@ class PoseFrames(Protocol):
         ...
 
 
-@dataclass(frozen=True, eq=False)  # identity: the sampler tells the halves' sources apart
+@dataclass(eq=False)  # identity: the sampler tells the halves' sources apart
 class PoseImages:
     """Pose images held as given (uint8 stays uint8: 3 bytes per pixel per frame)."""
 
@@ -52,7 +52,7 @@ class PoseImages:
         return self.images[torch.as_tensor(indices, dtype=torch.long)]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class RenderedPoses:
     """Skeletons drawn from the keypoints for the frames asked for (``pose.render``: the official
     drawing); nothing per frame is kept, so a long video costs a few numbers per frame."""
@@ -73,7 +73,7 @@ class RenderedPoses:
         return torch.from_numpy(render_poses(self.poses, frames=[int(i) for i in indices]))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class FrameSubset:
     """Some frames of another source, e.g. a context window's: frame i here is ``indices[i]`` there."""
 

@@ -108,6 +108,11 @@ def tile_pose_latents(pose_net: nn.Module, sources: Sequence[PoseFrames | None],
         yield torch.cat([zeros if s is None else latents[id(s)] for s in sources])
 
 
+@torch.compiler.disable  # drawing and a worker thread: torch.compile traces only the networks
+def next_tile(tiles: Iterator[torch.Tensor | None]) -> torch.Tensor | None:
+    return next(tiles)
+
+
 def fuse_tiles(tiles: torch.Tensor, weights: torch.Tensor, num_frames: int,
                predict: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """Blend ``predict(tile_number, frame_indices)`` -> (N,T,C,h,w) over (N,F,C,h,w) frames with the
@@ -197,7 +202,7 @@ class MimicMotionVideoModel(nn.Module):
             if hooks.before is not None:
                 hooks.before()
             xt = sample[:, idx]
-            tile_poses = next(poses)
+            tile_poses = next_tile(poses)
             down = mid = None
             if active:
                 c = run.control
