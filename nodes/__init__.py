@@ -15,9 +15,9 @@ from .previews import GuidancePreview
 
 NODES: tuple[type[io.ComfyNode], ...] = (
     DWPoseLoader, DWPoseExtract, SparseMotionField, CMPLoader, CMPDenseFlow, DIFTLoader, DIFTPointEmbed,
-    DisPoseControlNetLoader, HybridControlNetApply, MimicMotionLoader, MimicMotionSampler,
+    GuidancePreview, DisPoseControlNetLoader, HybridControlNetApply, MimicMotionLoader, MimicMotionSampler,
     MimicMotionConditioning, ApplyDisPoseControl, MimicMotionTiles, MimicMotionNoise, MimicMotionEuler,
-    MimicMotionScheduler, MimicMotionDecode, GuidancePreview, *LEGACY_NODES,
+    MimicMotionScheduler, MimicMotionDecode, *LEGACY_NODES,  # the first-release stage nodes, for saved workflows
 )
 
 
