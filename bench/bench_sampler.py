@@ -9,8 +9,8 @@ instead of 320/640/1280/1280) and random weights everywhere, so numbers are comp
 a CPU. Rows:
   * seconds per denoising step (one tile of 16 frames, CFG batch of 2), plain vs control, best
     of ``--steps`` interleaved runs (the minimum filters out other load on a shared machine);
-  * one-time cost of the motion encoder + point adapter over the whole video, as a share of one
-    control step and amortised over the official 25 steps, next to what recomputing them for
+  * cost of the motion encoder + point adapter per tile call (run once for both CFG halves), as a
+    share of one control step, next to what recomputing them for
     every tile call and both CFG halves (the official pipeline) would add per step;
   * FLOPs of one tile call, (UNet + ControlNet) / UNet (torch FlopCounterMode), next to the
     measured time ratio, by wall clock and by this process's CPU time (which other processes on a
@@ -50,7 +50,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection  # noqa
 from dispose_core.models.controlnet import ControlNetDims, HybridControlNet  # noqa: E402
 from dispose_core.models.posenet import PoseNet  # noqa: E402
 from dispose_core.models.unet import MimicMotionUNet  # noqa: E402
-from dispose_core.sampling.control import ControlInputs, control_features  # noqa: E402
+from dispose_core.sampling.control import ControlInputs, tile_control_features  # noqa: E402
 from dispose_core.sampling.sampler import sample_latents  # noqa: E402
 from dispose_core.types import DenseFlow, MotionField, PointEmbeddings  # noqa: E402
 
@@ -195,14 +195,11 @@ def memory_row(args, frames: int, tile: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def per_frame_mb(cfg: dict, controlnet: HybridControlNet) -> float:
-    """float32 MB that sampling keeps per frame: latents, their scaled copy, the new latents and
-    the CFG accumulator (2 rows), pose latents, motion feature, point features."""
-    h, w = cfg["height"], cfg["width"]
-    lh, lw = h // 8, w // 8
-    c0 = cfg["channels"][0]
-    points = sum(c * (h // r) * (w // r) for c, r in zip(cfg["channels"], controlnet.level_rates()))
-    return (5 * 4 * lh * lw + 2 * c0 * lh * lw + points) * 4 / 2**20
+def per_frame_mb(cfg: dict) -> float:
+    """float32 MB that sampling keeps per frame: latents, their scaled copy, the new latents and the
+    CFG accumulator (2 rows); pose, motion and point features exist only for the tile being run."""
+    lh, lw = cfg["height"] // 8, cfg["width"] // 8
+    return 5 * 4 * lh * lw * 4 / 2**20
 
 
 def main() -> None:
@@ -237,7 +234,7 @@ def main() -> None:
     step_plain, cpu_plain = (min(c[i] for c in plain) * tiles_per_step for i in (0, 1))
     step_ctrl, cpu_ctrl = (min(c[i] for c in ctrl) * tiles_per_step for i in (0, 1))
 
-    once = median_time(lambda: control_features(control, h, w, tile))
+    per_tile = median_time(lambda: tile_control_features(control, torch.arange(tile), h, w)) * tiles_per_step
     official_per_step = official_recompute_seconds(control, tile, h, w) * tiles_per_step
     flops_plain, flops_ctrl, _ = tile_call_flops(models.unet, controlnet, tile, h, w)
     real_plain, real_ctrl, real_motion = real_size_flops(tile)
@@ -245,9 +242,8 @@ def main() -> None:
     rows = [
         ("s / step, MimicMotion", f"{step_plain:.3f}"),
         ("s / step, MimicMotion + DisPose", f"{step_ctrl:.3f}"),
-        ("motion encoder + point adapter, once per video (s)", f"{once:.3f}"),
-        ("  share of one control step", f"{100 * once / step_ctrl:.2f} %"),
-        ("  per step, amortised over 25 steps", f"{100 * once / 25 / step_ctrl:.3f} %"),
+        ("motion encoder + point adapter per tile call, once for both CFG halves (s / step)", f"{per_tile:.3f}"),
+        ("  share of one control step", f"{100 * per_tile / step_ctrl:.2f} %"),
         ("  official: recomputed per tile call x2 CFG (s / step)",
          f"{official_per_step:.3f} ({100 * official_per_step / step_ctrl:.1f} % of a step)"),
         ("FLOPs per tile call, UNet (G)", f"{flops_plain / 1e9:.1f}"),
@@ -259,17 +255,17 @@ def main() -> None:
          f"(/ FLOP ratio = {(cpu_ctrl / cpu_plain) / (flops_ctrl / flops_plain):.3f}; other load does not count)"),
         (f"real size 1024x576, tile {tile}: UNet / ControlNet+UNet per tile call (TFLOP)",
          f"{real_plain / 1e12:.1f} / {real_ctrl / 1e12:.1f}, ratio {real_ctrl / real_plain:.3f}"),
-        (f"real size: motion encoder once over {tile} frames (TFLOP)",
-         f"{real_motion / 1e12:.2f} = {100 * real_motion / real_ctrl:.2f} % of one {tile}-frame step "
-         f"(official, per call x2 CFG: {100 * 2 * real_motion / real_ctrl:.2f} % of every step)"),
+        (f"real size: motion encoder over one {tile}-frame tile (TFLOP)",
+         f"{real_motion / 1e12:.2f} = {100 * real_motion / real_ctrl:.2f} % of the tile call "
+         f"(official, per call x2 CFG: {100 * 2 * real_motion / real_ctrl:.2f} %)"),
     ]
-    base = per_frame_mb(cfg, controlnet)
+    base = per_frame_mb(cfg)
     for frames in args.lengths:
         for t in (tile, tile // 2):
             m = memory_row(args, frames, t)
             rows.append((f"peak RSS, DisPose denoising, {frames} frames, tile {t} (MB)",
                          f"{m['peak_mb']:.0f} = {m['base_mb']:.0f} models+inputs + {m['peak_mb'] - m['base_mb']:.0f} sampling"))
-    rows.append(("per-frame tensors kept while sampling (latents, pose/motion/point features)",
+    rows.append(("per-frame tensors kept while sampling (latents)",
                  f"{base:.2f} MB / frame"))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:

@@ -32,15 +32,15 @@ from ..dispose_core.sampling.conditioning import added_time_ids, frame_guidance
 from ..dispose_core.sampling.control import ControlInputs
 from ..dispose_core.sampling.euler import sample_euler
 from ..dispose_core.sampling.memory import tile_activation_bytes
+from ..dispose_core.sampling.pose_frames import FrameSubset, PoseFrames
 from ..dispose_core.sampling.schedule import SIGMA_MAX, SIGMA_MIN
 from ..dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, DEFAULT_TILES, TILE_HOOKS, TILES, ControlRun,
-                                                 MimicMotionVideoModel, TileHooks, pose_latents)
+                                                 MimicMotionVideoModel, TileHooks)
 from . import comfy_bridge as bridge
 
-POSES = "mimicmotion_poses"  # conditioning key: (F,H,W,3) pose frames, uint8 or float in [0,1] (positive only)
+POSES = "mimicmotion_poses"  # conditioning key: the positive's PoseFrames (drawn per tile from the keypoints)
 CONTROL_SPEC = "dispose_control_spec"  # transformer option: the ControlInputs a MODEL carries
 CONTROLNET_KEY = "dispose_controlnet"  # additional model key: loaded with the MODEL while sampling
-POSE_CHUNK = DEFAULT_TILES[0]
 
 
 class Shared:
@@ -62,9 +62,21 @@ class MimicMotionConfig(comfy.supported_models_base.BASE):
     sampling_settings = {"sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX, "sigma_data": 1.0}
 
 
+class CONDPoseFrames(comfy.conds.CONDConstant):
+    """A conditioning's pose frames (``PoseFrames``, or None for the unconditional half), handed to
+    the video model as they are: it runs PoseNet per tile. Conditionings with and without poses
+    batch together (one tuple entry per conditioning, in the batch's order), as the CFG halves must."""
+
+    def can_concat(self, other: Any) -> bool:
+        return isinstance(other, CONDPoseFrames)
+
+    def concat(self, others: list) -> tuple:
+        return (self.cond, *(other.cond for other in others))
+
+
 class MimicMotionBaseModel(comfy.model_base.BaseModel):
     """SVD img2vid's conditioning (reference latent concatenated, image embedding, fps / motion bucket /
-    augmentation) plus MimicMotion's pose latents, computed here once per sampling run."""
+    augmentation) plus MimicMotion's pose frames, which the video model turns into pose latents per tile."""
 
     def __init__(self, video_model: MimicMotionVideoModel, device: torch.device | None = None):
         config = MimicMotionConfig({"disable_unet_model_creation": True})
@@ -86,22 +98,18 @@ class MimicMotionBaseModel(comfy.model_base.BaseModel):
         ids = added_time_ids(kwargs.get("fps", 7), kwargs.get("motion_bucket_id", 127),
                              kwargs.get("augmentation_level", 0.0))
         out["time_ids"] = comfy.conds.CONDRegular(ids)
-        out["pose_latents"] = comfy.conds.CONDRegular(self._pose_latents(kwargs.get(POSES), frames, height, width))
+        out["pose_frames"] = CONDPoseFrames(kwargs.get(POSES))
         out["num_video_frames"] = comfy.conds.CONDConstant(frames)
         return out
 
-    def _pose_latents(self, poses: torch.Tensor | None, frames: int, height: int, width: int) -> torch.Tensor:
-        """PoseNet over the conditioning's pose frames, on the loaded model; zeros for a conditioning
-        without poses (the unconditional half, as officially)."""
-        device, dtype = compute_placement(self.diffusion_model.pose_net)[0], self.get_dtype()
-        if poses is None:
-            return torch.zeros((frames, self.diffusion_model.pose_channels, height, width), dtype=dtype, device=device)
-        if poses.shape[0] != frames or tuple(poses.shape[1:3]) != (height * 8, width * 8):
-            raise InputError(
-                f"The poses are {poses.shape[0]} frames of {poses.shape[2]}x{poses.shape[1]} but the video latent "
-                f"{frames} frames of {width * 8}x{height * 8}. Use the LATENT and CONDITIONING of the same "
-                "MimicMotion Conditioning node.")
-        return pose_latents(self.diffusion_model.pose_net, poses, POSE_CHUNK, dtype)
+    def resize_cond_for_context_window(self, cond_key: str, cond_value: Any, window: Any, x_in: torch.Tensor,
+                                       device: Any, retain_index_list: Any = ()) -> Any:
+        """Context windows (ComfyUI 0.33.0): the pose frames of the window's frames, picked the way the
+        window picks the latent's (its own indexing of the frame numbers), so PoseNet sees the same frames."""
+        if cond_key == "pose_frames" and isinstance(cond_value, CONDPoseFrames) and cond_value.cond is not None:
+            frames = window.get_tensor(torch.arange(x_in.shape[window.dim]))
+            return CONDPoseFrames(FrameSubset(cond_value.cond, tuple(int(f) for f in frames)))
+        return super().resize_cond_for_context_window(cond_key, cond_value, window, x_in, device, retain_index_list)
 
     def memory_required(self, input_shape: Any, cond_shapes: Any = None) -> int:
         """One tile call's activations (the batch is frames; the tile bounds what runs at once)."""
@@ -195,11 +203,11 @@ def with_batch_quirk(model: comfy.model_patcher.ModelPatcher, enabled: bool) -> 
 
 
 def _control_run_per_sample(executor: Any, *args: Any, **kwargs: Any) -> Any:
-    """OUTER_SAMPLE wrapper: a fresh ``ControlRun`` per sampling run (its features are computed on the
-    first model call and dropped with the run's model options)."""
+    """OUTER_SAMPLE wrapper: the ``ControlRun`` of the MODEL's control for one sampling run, set in the
+    run's model options only (the MODEL carries the spec in a ``Shared``, never a per-run object)."""
     options = executor.class_obj.model_options.setdefault("transformer_options", {})
     spec: ControlInputs = options[CONTROL_SPEC].value
-    options[CONTROL] = ControlRun(spec, options.get(TILES, DEFAULT_TILES)[0])
+    options[CONTROL] = ControlRun(spec)
     try:
         return executor(*args, **kwargs)
     finally:
@@ -237,14 +245,14 @@ def with_linear_guidance(model: comfy.model_patcher.ModelPatcher, min_guidance: 
     return clone
 
 
-def conditioning(embedding: torch.Tensor, latent: torch.Tensor, poses: torch.Tensor, fps: int,
+def conditioning(embedding: torch.Tensor, latent: torch.Tensor, poses: PoseFrames, fps: int,
                  motion_bucket_id: int, noise_aug: float) -> tuple[list, list]:
     """positive / negative CONDITIONING in SVD's keys plus the poses (positive only); the negative has
     the zero embedding and reference latent of the official unconditional half."""
     values = {"fps": fps, "motion_bucket_id": motion_bucket_id, "augmentation_level": noise_aug}
     embedding = embedding.float().cpu()
     latent = latent.float().cpu()
-    positive = [[embedding, dict(values, concat_latent_image=latent, **{POSES: poses.cpu()})]]
+    positive = [[embedding, dict(values, concat_latent_image=latent, **{POSES: poses})]]
     negative = [[torch.zeros_like(embedding), dict(values, concat_latent_image=torch.zeros_like(latent))]]
     return positive, negative
 

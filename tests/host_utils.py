@@ -108,7 +108,7 @@ class ComfyServer:
     (custom_nodes/, models/, input/, output/), like ../shared/comfy-host/run.sh does."""
 
     def __init__(self, checkout: Path, instance: Path, models_dir: Path, extra_args: tuple[str, ...] = (),
-                 start_timeout: float = 240, extra_nodes: tuple[Path, ...] = ()):
+                 start_timeout: float = 240, extra_nodes: tuple[Path, ...] = (), extra_env: dict | None = None):
         self.instance = instance
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -120,7 +120,7 @@ class ComfyServer:
             (instance / "custom_nodes" / pack.name).symlink_to(pack, target_is_directory=True)
         (instance / "models").symlink_to(models_dir, target_is_directory=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DIFFUSERS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+               "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         self.log_path = instance / "server.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

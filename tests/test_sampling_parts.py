@@ -174,7 +174,7 @@ def test_fused_guided_euler_loop_matches_golden(golden_name):
     num_tiles = tile_indices(frames, kw["tile_size"], kw["tile_overlap"]).shape[0]
     unet = _RecordedUNet(case, num_tiles)
     latent = t["aux.call0.model_input"][:, 0, 4:]  # the reference latent of both halves (uncond zeros)
-    conditions = VideoConditions(torch.zeros(2, 1, 8), latent, torch.zeros(2, 3), torch.zeros(2, frames, 1, 1, 1))
+    conditions = VideoConditions(torch.zeros(2, 1, 8), latent, torch.zeros(2, 3), [None, None])
     model = GuidedVideoModel(MimicMotionVideoModel(unet, torch.nn.Identity()), conditions,
                              frame_guidance(kw["min_guidance_scale"], kw["max_guidance_scale"], frames),
                              {TILES: (kw["tile_size"], kw["tile_overlap"]), "sample_sigmas": sigmas})

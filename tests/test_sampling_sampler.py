@@ -1,6 +1,6 @@
 """sample_video behaviour on the tiny factory models (real loaders): determinism, seeds, short videos, the reference
-frame, progress/interruption, the ControlNet window, guidance <= 1, dtypes, and the per-frame
-feature cache being what the official per-tile computation gives."""
+frame, progress/interruption, the ControlNet window, guidance <= 1, dtypes, and the per-tile
+features being what the official per-tile computation gives."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +13,7 @@ from dispose_core.loading.dispose import load_dispose_controlnet
 from dispose_core.loading.layout import BY_KEY
 from dispose_core.loading.mimicmotion import load_mimicmotion
 from dispose_core.models.svd_trunk import set_official_batch_quirk
-from dispose_core.sampling.control import control_features
+from dispose_core.sampling.control import tile_control_features
 from dispose_core.sampling.sampler import ControlInputs, SamplingInterrupted, sample_latents, sample_video
 from dispose_core.types import DenseFlow, MotionField, PointEmbeddings
 
@@ -135,24 +135,25 @@ def test_points_without_cfg_and_without_points(models, controlnet):
     assert torch.isfinite(sample_latents(models, ref, poses, control=control, **fast)).all()
 
 
-def test_cached_features_equal_official_per_tile_computation(controlnet):
+def test_tile_features_equal_official_per_tile_computation(controlnet):
     """Frame 0 = zero-flow feature, frame f = flow f-1: what the official encoder gives for each
     tile [0, i+1, ...] when fed flows idx[1:] - 1 with its own zero flow prepended."""
     control = _control(controlnet, frames=9)
-    features = control_features(control, H, W, chunk=4)
     with torch.no_grad():
         # 9 frames, tiles of 4 overlapping by 2, as the official pipeline tiles them (the last
-        # tile is moved back to end at the last frame)
-        for idx in torch.tensor([[0, 1, 2, 3], [0, 3, 4, 5], [0, 5, 6, 7], [0, 6, 7, 8]]):
+        # tile is moved back to end at the last frame); and one tile of scattered frames
+        for idx in torch.tensor([[0, 1, 2, 3], [0, 3, 4, 5], [0, 5, 6, 7], [0, 6, 7, 8], [0, 2, 5, 8]]):
+            features = tile_control_features(control, idx, H, W)
             flow_idx = idx[1:] - 1
-            per_tile = controlnet.encode_motion(control.dense_flow.flow[flow_idx][None],
+            official = controlnet.encode_motion(control.dense_flow.flow[flow_idx][None],
                                                 control.motion_field.flow[flow_idx][None])
-            torch.testing.assert_close(features.motion[idx], per_tile, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(features.motion, official, rtol=1e-5, atol=1e-5)
             maps = controlnet.encode_points(control.points.ref_point_emb,
                                             torch.as_tensor(control.points.keypoints[idx.numpy()]),
                                             torch.as_tensor(control.points.subset[idx.numpy()]), H, W)
-            for cached, fresh in zip(features.points, maps):
-                torch.testing.assert_close(cached[idx], fresh, rtol=1e-5, atol=1e-5)
+            assert len(features.points) == len(maps)
+            for ours, fresh in zip(features.points, maps):
+                torch.testing.assert_close(ours, fresh, rtol=1e-5, atol=1e-5)
 
 
 def test_float_inputs_and_bfloat16_models(models, tiny_models_dir):

@@ -8,6 +8,7 @@ import torch
 
 from dispose_core.errors import InputError
 from dispose_core.sampling.control import ControlInputs
+from dispose_core.sampling.pose_frames import pose_frames
 from dispose_core.sampling.sampler import sample_video, validate
 from dispose_core.types import DenseFlow, MotionField, PointEmbeddings
 
@@ -86,7 +87,7 @@ def test_bad_control_percent(start, end):
 
 def test_tile_size_clamped_to_short_video():
     reference, poses = _inputs(frames=5)
-    ref, pose = torch.from_numpy(reference), torch.from_numpy(poses)
+    ref, pose = torch.from_numpy(reference), pose_frames(poses)
     assert validate(ref, pose, None, steps=1, tile_size=16, overlap=6, decode_chunk_size=8) == 5
     assert validate(ref, pose, None, steps=1, tile_size=4, overlap=2, decode_chunk_size=8) == 4
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from dispose_core.sampling.pose_frames import PoseImages
 from dispose_core.sampling.schedule import karras_sigmas
 from dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, TILES, ControlRun, MimicMotionVideoModel,
                                                step_of)
@@ -23,20 +24,22 @@ def _inputs(model: MimicMotionVideoModel) -> dict[str, torch.Tensor]:
     return {"x": torch.randn(2 * FRAMES, 8, H // 8, W // 8, generator=g),
             "context": rows(torch.randn(2, 1, cfg.cross_attention_dim, generator=g)),
             "time_ids": rows(torch.tensor([[6.0, 127.0, 0.0]] * 2)),
-            "pose_latents": torch.randn(2 * FRAMES, model.pose_channels, H // 8, W // 8, generator=g)}
+            "pose_frames": [PoseImages(torch.randint(0, 256, (FRAMES, H, W, 3), generator=g, dtype=torch.uint8))
+                            for _ in range(2)]}
 
 
 def _call(model, inputs, halves, control, quirk=True) -> torch.Tensor:
     n = len(halves)
-    options = {TILES: (4, 2), CONTROL: ControlRun(control, 4), BATCH_QUIRK: quirk, "sample_sigmas": SIGMAS,
+    options = {TILES: (4, 2), CONTROL: ControlRun(control), BATCH_QUIRK: quirk, "sample_sigmas": SIGMAS,
                "cond_or_uncond": halves}
     t = torch.full((n * FRAMES,), 0.25 * math.log(float(SIGMAS[0])))
     return model(inputs["x"], t, inputs["context"], transformer_options=options, time_ids=inputs["time_ids"],
-                 pose_latents=inputs["pose_latents"], num_video_frames=FRAMES)
+                 pose_frames=inputs["pose_frames"], num_video_frames=FRAMES)
 
 
-def _swap(rows: torch.Tensor) -> torch.Tensor:
-    return torch.cat([rows[FRAMES:], rows[:FRAMES]])
+def _swap(rows: torch.Tensor | list) -> torch.Tensor | list:
+    """The two halves exchanged: rows of a (2F, ...) tensor, or the per-half list of pose frames."""
+    return rows[::-1] if isinstance(rows, list) else torch.cat([rows[FRAMES:], rows[:FRAMES]])
 
 
 @torch.no_grad()
@@ -58,7 +61,7 @@ def test_one_half_alone_gets_the_corrected_attention(models, controlnet):
     prediction of that half: what the batched call gives with the quirk off."""
     model, control = MimicMotionVideoModel(models.unet, models.pose_net), _control(controlnet)
     both = _inputs(model)
-    cond = {k: v[FRAMES:] for k, v in both.items()}
+    cond = {k: v[1:] if isinstance(v, list) else v[FRAMES:] for k, v in both.items()}
     batched = _call(model, both, [1, 0], control, quirk=False)[FRAMES:]
     assert torch.allclose(_call(model, cond, [0], control), batched, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(_call(model, both, [1, 0], control)[FRAMES:], batched, rtol=1e-3, atol=1e-4)

@@ -12,6 +12,7 @@ their integer pixel coordinate is < 1, with no score threshold.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -159,18 +160,19 @@ def draw_pose(frame: PoseFrame, height: int, width: int, *, canvas: np.ndarray |
     return out
 
 
-def render_poses(poses: PoseSequence, size: tuple[int, int] | None = None) -> np.ndarray:
-    """(F, H, W, 3) uint8 skeleton images of every frame (reference first): the PoseNet inputs.
-
-    With ``poses.scene`` every person in it is drawn (official), else only the chosen person.
-    ``size`` (h, w): draw at that size instead of the canvas (a preview).
+def render_poses(poses: PoseSequence, size: tuple[int, int] | None = None,
+                 frames: Sequence[int] | None = None) -> np.ndarray:
+    """(n, H, W, 3) uint8 skeleton images of ``frames`` (default every frame, reference first): the
+    PoseNet inputs. With ``poses.scene`` every person in it is drawn (official), else only the
+    chosen person. ``size`` (h, w): draw at that size instead of the canvas (a preview).
     """
     h, w = size if size is not None else (poses.height, poses.width)
+    indices = range(poses.num_frames) if frames is None else frames
     canvas = np.zeros(canvas_shape(h, w), np.uint8)
-    out = np.empty((poses.num_frames, h, w, 3), np.uint8)
-    for f in range(poses.num_frames):
+    out = np.empty((len(indices), h, w, 3), np.uint8)
+    for row, f in enumerate(indices):
         frame = poses.scene[f] if poses.scene is not None else PoseFrame.from_sequence(poses, f)
-        draw_pose(frame, h, w, canvas=canvas, out=out[f])
+        draw_pose(frame, h, w, canvas=canvas, out=out[row])
     return out
 
 

@@ -1,11 +1,10 @@
-"""DisPose control for the sampler: inputs, and their step-invariant features computed once.
+"""DisPose control for the sampler: its inputs, and their features for one tile.
 
-The official pipeline re-runs the motion encoder and the point adapter for every tile at every
-step (and twice for the CFG halves) although neither depends on the noise level. Both work frame
-by frame, so we run them once per video over all frames and slice each tile's frames out:
-frame 0 gets the zero-flow feature, frame f >= 1 the feature of flow f-1 -- exactly what the
-official per-tile call computes for a tile [0, i+1, ...] from flows idx[1:] - 1 with a zero
-flow prepended.
+As in the official pipeline, the motion encoder and the point adapter run for every tile call:
+the tile's flows are expanded from the compact guidance (keypoint impulses, CMP's 384x384 flow)
+to the canvas, encoded, and dropped, so nothing per frame of the video is held while sampling.
+Unlike the official call they run once per tile call for both CFG halves (the features do not
+depend on the half). Frame 0 of a tile [0, i+1, ...] gets the zero flow, frame f >= 1 flow f-1.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from ..models.cast_layers import compute_placement
-from ..types import DenseFlow, MotionField, PointEmbeddings
+from ..types import DenseFlow, FlowField, MotionField, PointEmbeddings
 
 
 @dataclass
@@ -47,45 +46,40 @@ class ControlInputs:
 
 @dataclass
 class ControlFeatures:
-    """Per-frame ControlNet features, frame 0 = reference, in the ControlNet's dtype and device."""
+    """One tile's ControlNet features, its frame 0 the reference, in the ControlNet's dtype and device."""
 
-    motion: torch.Tensor  # (F, C0, h, w)
-    points: list[torch.Tensor] | None  # per encoder level (F, C_i, h_i, w_i)
+    motion: torch.Tensor  # (T, C0, h, w)
+    points: list[torch.Tensor] | None  # per encoder level (T, C_i, h_i, w_i)
 
 
-def _frame_chunks(count: int, chunk: int) -> list[tuple[int, int]]:
-    return [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
+def _steps(field: FlowField, steps: torch.Tensor) -> torch.Tensor:
+    """The flows of the given steps (frame k+1 is step k) on the canvas; a run of consecutive steps
+    (every tile but the reference) is expanded in one go."""
+    first, last = int(steps[0]), int(steps[-1])
+    if torch.equal(steps, torch.arange(first, last + 1)):
+        return field.fields(first, last + 1)
+    return torch.cat([field.fields(int(k), int(k) + 1) for k in steps])
 
 
 @torch.no_grad()
-def control_features(control: ControlInputs, height: int, width: int, chunk: int) -> ControlFeatures:
-    """Run the motion encoder and the point adapter once over the video, ``chunk`` frames at a time.
-
-    Chunking bounds the full-resolution activations of the motion encoder (it works at pixel
-    resolution) and the expanded flows by the chunk, not the video length; the per-frame outputs
-    are latent-sized.
-    """
+def tile_control_features(control: ControlInputs, frames: torch.Tensor, height: int, width: int) -> ControlFeatures:
+    """The motion encoder and the point adapter over one tile's ``frames`` [0, f1, ...] (frame 0 the
+    reference, which gets the zero flow): the compact guidance is expanded to the canvas for these
+    frames only, so memory follows the tile, not the video."""
+    if int(frames[0]) != 0 or len(frames) < 2:
+        raise ValueError(f"a tile starts with the reference frame 0 and holds a driving frame, got {frames.tolist()}")
     net = control.controlnet
     device, dtype = compute_placement(net)
-    parts = []
-    for start, stop in _frame_chunks(control.dense_flow.num_frames - 1, chunk):
-        # the compact guidance is expanded to the canvas one chunk at a time
-        d = control.dense_flow.fields(start, stop).to(device=device, dtype=dtype)[None]
-        t = control.motion_field.fields(start, stop).to(device=device, dtype=dtype)[None]
-        # one encoder pass per chunk (n flows + the zero-flow frame), so ``chunk`` bounds memory
-        out = net.encode_motion(d, t, frames_per_chunk=stop - start + 1)  # (n+1, C, h, w)
-        parts.append(out if start == 0 else out[1:])
-    motion = torch.cat(parts)
+    steps = frames[1:].cpu() - 1
+    dense = _steps(control.dense_flow, steps).to(device=device, dtype=dtype)[None]
+    traj = _steps(control.motion_field, steps).to(device=device, dtype=dtype)[None]
+    motion = net.encode_motion(dense, traj, frames_per_chunk=len(frames))  # (T, C, h, w)
 
     points = None
     if control.points is not None:
-        p = control.points
+        p, rows = control.points, frames.cpu().numpy()
         emb = p.ref_point_emb.to(device=device, dtype=dtype)
-        keypoints = torch.as_tensor(np.asarray(p.keypoints))  # any float dtype: the adapter works in float64
-        subset = torch.as_tensor(np.asarray(p.subset))
-        levels: list[list[torch.Tensor]] = []
-        for start, stop in _frame_chunks(keypoints.shape[0], chunk):
-            maps = net.encode_points(emb, keypoints[start:stop], subset[start:stop], height, width)
-            levels.append([m.to(dtype) for m in maps])
-        points = [torch.cat(level) for level in zip(*levels)]
+        keypoints = torch.as_tensor(np.asarray(p.keypoints)[rows])  # any float dtype: the adapter works in float64
+        subset = torch.as_tensor(np.asarray(p.subset)[rows])
+        points = [m.to(dtype) for m in net.encode_points(emb, keypoints, subset, height, width)]
     return ControlFeatures(motion, points)

@@ -13,18 +13,19 @@ from dataclasses import dataclass, field
 import torch
 
 from .schedule import denoised_from_v, scale_input, timestep
+from .pose_frames import PoseFrames
 from .video_model import MimicMotionVideoModel
 
 
 @dataclass
 class VideoConditions:
     """Step-invariant inputs of both halves, one row per half in the order [uncond, cond] (or [cond]
-    without CFG): the uncond half has a zero image embedding, reference latent and pose latents."""
+    without CFG): the uncond half has a zero image embedding and reference latent and no poses."""
 
     context: torch.Tensor  # (N,1,D) image embedding
     latent: torch.Tensor  # (N,4,h,w) reference latent (unscaled)
     time_ids: torch.Tensor  # (N,3) [fps-1, motion bucket, noise_aug]
-    pose_latents: torch.Tensor  # (N,F,C0,h,w)
+    pose_frames: list[PoseFrames | None]  # N entries: PoseNet's frames per half (run per tile)
 
     @property
     def halves(self) -> int:
@@ -51,7 +52,7 @@ class GuidedVideoModel:
         options = dict(self.options, cond_or_uncond=[1, 0][-halves:], sigmas=sigma.repeat(halves))
         v = self.model(xc, timestep(s).expand(halves * frames), c.context.repeat_interleave(frames, dim=0),
                        transformer_options=options, time_ids=c.time_ids.repeat_interleave(frames, dim=0),
-                       pose_latents=c.pose_latents.flatten(0, 1), num_video_frames=frames)
+                       pose_frames=c.pose_frames, num_video_frames=frames)
         x0 = denoised_from_v(v.float(), x.repeat(halves, 1, 1, 1), s).reshape(halves, frames, *x.shape[1:])
         if self.guidance is None:
             return x0[-1]

@@ -40,7 +40,8 @@ from .guided import GuidedVideoModel, VideoConditions
 from .schedule import SIGMA_MAX, SIGMA_MIN, init_noise_sigma, karras_sigmas
 from .settings import SamplerSettings
 from .tiling import tile_indices
-from .video_model import BATCH_QUIRK, CONTROL, TILE_HOOKS, TILES, ControlRun, MimicMotionVideoModel, TileHooks, pose_latents
+from .pose_frames import PoseFrames, pose_frames
+from .video_model import BATCH_QUIRK, CONTROL, TILE_HOOKS, TILES, ControlRun, MimicMotionVideoModel, TileHooks
 
 __all__ = ["ControlInputs", "EncodedReference", "SamplerSettings", "SamplingInterrupted", "SamplingPlan", "Ticker",
            "decode_frames", "decoded_images", "denoise_latents", "encode_reference", "plan_sampling", "sample_latents",
@@ -73,9 +74,9 @@ def _unit_range(t: torch.Tensor) -> torch.Tensor:
     return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
 
 
-def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInputs | None, *, steps: int,
+def validate(reference: torch.Tensor, poses: PoseFrames, control: ControlInputs | None, *, steps: int,
              tile_size: int, overlap: int, decode_chunk_size: int) -> int:
-    """Check the inputs (reference (H,W,3), poses (F,H,W,3)); return the tile size to use.
+    """Check the inputs (reference (H,W,3), F pose frames); return the tile size to use.
 
     Decisions where the official pipeline crashes or silently misbehaves:
     * fewer frames than ``tile_size``: the tile is shrunk to the video (one tile);
@@ -83,11 +84,9 @@ def validate(reference: torch.Tensor, poses: torch.Tensor, control: ControlInput
       frames but starts move by T - overlap), so 1 <= overlap < tile_size is required;
     * height and width must be multiples of 64.
     """
-    num_frames, height, width = poses.shape[:3]
+    num_frames, (height, width) = poses.num_frames, poses.size
     if reference.ndim != 3:
         raise InputError(f"reference must be one image (H, W, 3), got {tuple(reference.shape)}.")
-    if poses.ndim != 4:
-        raise InputError(f"pose_images must be (F, H, W, 3), got {tuple(poses.shape)}.")
     if reference.shape[:2] != (height, width):
         raise InputError(
             f"The reference image is {reference.shape[1]}x{reference.shape[0]} but the pose images are "
@@ -149,7 +148,7 @@ class SamplingPlan:
     """Validated inputs and settings of one run: what every phase reads (cheap, no model runs)."""
 
     reference: torch.Tensor  # (H,W,3) uint8 or float in [0,1]
-    poses: torch.Tensor  # (F,H,W,3) uint8 or float in [0,1]
+    poses: PoseFrames  # PoseNet's input frames, drawn or indexed per tile
     control: ControlInputs | None
     settings: SamplerSettings
     tile_size: int  # the tile used (shrunk to the video when it is shorter)
@@ -158,11 +157,11 @@ class SamplingPlan:
 
     @property
     def num_frames(self) -> int:
-        return int(self.poses.shape[0])
+        return self.poses.num_frames
 
     @property
     def size(self) -> tuple[int, int]:
-        return int(self.poses.shape[1]), int(self.poses.shape[2])
+        return self.poses.size
 
     @property
     def cfg(self) -> bool:
@@ -195,7 +194,7 @@ class SamplingPlan:
         computed once per run), the batch quirk, and the ticker between tile calls."""
         options = {TILES: (self.tile_size, self.overlap), BATCH_QUIRK: self.official_batch_quirk}
         if self.control is not None:
-            options[CONTROL] = ControlRun(self.control, self.tile_size)
+            options[CONTROL] = ControlRun(self.control)
         if ticker is not None:
             options[TILE_HOOKS] = TileHooks(ticker.check_stop, ticker.tick)
         return options
@@ -210,7 +209,7 @@ def plan_sampling(reference: Any, pose_images: Any, *, control: ControlInputs | 
     """
     settings = dataclasses.replace(settings or SamplerSettings(), **fields)
     ref = _image_tensor(reference, "reference")
-    poses = _image_tensor(pose_images, "pose_images")
+    poses = pose_frames(pose_images)
     tile = validate(ref, poses, control, steps=settings.steps, tile_size=settings.tile_size,
                     overlap=settings.overlap, decode_chunk_size=settings.decode_chunk_size)
     return SamplingPlan(ref, poses, control, settings, tile, generator, official_batch_quirk)
@@ -248,17 +247,16 @@ def encode_reference(plan: SamplingPlan, image_encoder: ImageEncoder, vae: torch
 
 @torch.no_grad()
 def video_conditions(encoded: EncodedReference, denoiser: Denoiser) -> VideoConditions:
-    """The sample phase's step-invariant inputs in the UNet's dtype and device; PoseNet runs here, once."""
+    """The sample phase's step-invariant inputs in the UNet's dtype and device (PoseNet runs per tile)."""
     plan = encoded.plan
     device, dtype = compute_placement(denoiser.unet)
     emb, latent = encoded.embedding.to(device, dtype), encoded.latent.to(device, dtype)
     s = plan.settings
     ids = added_time_ids(s.fps, s.motion_bucket_id, s.noise_aug).to(device, dtype)
-    poses = pose_latents(denoiser.pose_net, plan.poses, plan.tile_size, dtype).to(device)[None]
-    if plan.cfg:
-        emb, latent = torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent])
-        ids, poses = ids.expand(2, -1), torch.cat([torch.zeros_like(poses), poses])
-    return VideoConditions(emb, latent, ids, poses)
+    if not plan.cfg:
+        return VideoConditions(emb, latent, ids, [plan.poses])
+    return VideoConditions(torch.cat([torch.zeros_like(emb), emb]), torch.cat([torch.zeros_like(latent), latent]),
+                           ids.expand(2, -1), [None, plan.poses])
 
 
 def sampling_sigmas(plan: SamplingPlan, denoiser: Denoiser) -> torch.Tensor:

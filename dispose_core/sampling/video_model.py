@@ -13,7 +13,8 @@ Options read from ``transformer_options`` (set on a MODEL by the nodes, never on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from contextlib import closing
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +23,8 @@ from torch import nn
 from ..errors import InputError
 from ..models.cast_layers import compute_placement
 from ..models.svd_trunk import set_official_batch_quirk
-from .control import ControlFeatures, ControlInputs, control_features
+from .control import ControlFeatures, ControlInputs, tile_control_features
+from .pose_frames import PoseFrames, prefetched_tiles
 from .tiling import tile_indices, tile_weights
 
 log = logging.getLogger(__name__)
@@ -56,17 +58,14 @@ def step_of(sigma: float, sample_sigmas: torch.Tensor | None) -> tuple[int, int]
 
 
 class ControlRun:
-    """The DisPose control during one sampling run: its step-invariant motion and keypoint features
-    are computed on the first model call (the ControlNet is loaded then) and kept until the run ends."""
+    """The DisPose control during one sampling run: which steps it is active at, and its motion and
+    keypoint features for the frames of one tile (computed per tile call, as officially)."""
 
-    def __init__(self, control: ControlInputs, chunk: int = DEFAULT_TILES[0]):
-        self.control, self.chunk = control, chunk
-        self._features: ControlFeatures | None = None
+    def __init__(self, control: ControlInputs):
+        self.control = control
 
-    def features(self, height: int, width: int) -> ControlFeatures:
-        if self._features is None:
-            self._features = control_features(self.control, height, width, self.chunk)
-        return self._features
+    def features(self, frames: torch.Tensor, height: int, width: int) -> ControlFeatures:
+        return tile_control_features(self.control, frames, height, width)
 
     def active(self, sigma: float, sample_sigmas: torch.Tensor | None) -> bool:
         """Whether the ControlNet runs at ``sigma``: the step's fraction in [start, end) (``ControlInputs``)."""
@@ -85,13 +84,28 @@ def pose_pm1(poses: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
-def pose_latents(pose_net: nn.Module, poses: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
-    """PoseNet over every (F,H,W,3) pose frame (uint8, or float in [0,1]) once -> (F,C0,h,w) in
-    ``dtype`` on the PoseNet's device; ``chunk`` frames at a time are brought to [-1,1] and run, which
-    bounds the full-resolution activations and leaves the video's poses in their compact form."""
+@torch.no_grad()
+def pose_latents(pose_net: nn.Module, frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """PoseNet over (n,H,W,3) pose frames (uint8, or float in [0,1]) -> (n,C0,h,w) in ``dtype`` on
+    the PoseNet's device."""
     device, net_dtype = compute_placement(pose_net)
-    return torch.cat([pose_net(pose_pm1(poses[s:s + chunk]).to(device, net_dtype)).to(dtype)
-                      for s in range(0, poses.shape[0], chunk)])
+    return pose_net(pose_pm1(frames).to(device, net_dtype)).to(dtype)
+
+
+def tile_pose_latents(pose_net: nn.Module, sources: Sequence[PoseFrames | None], tiles: torch.Tensor,
+                      dtype: torch.dtype) -> Iterator[torch.Tensor | None]:
+    """Per tile, in order: (halves*T, C0, h, w) pose latents, PoseNet on each half's pose frames of
+    the tile, zeros for a half without poses (the unconditional one, as officially); None when no
+    half has poses. The next tile's frames are drawn on a worker thread while the model runs the
+    current tile."""
+    posed = [s for s in dict.fromkeys(sources) if s is not None]  # distinct sources, in order
+    for frames in prefetched_tiles(posed, tiles):
+        if not posed:
+            yield None
+            continue
+        latents = {id(source): pose_latents(pose_net, f, dtype) for source, f in zip(posed, frames)}
+        zeros = torch.zeros_like(next(iter(latents.values())))
+        yield torch.cat([zeros if s is None else latents[id(s)] for s in sources])
 
 
 def fuse_tiles(tiles: torch.Tensor, weights: torch.Tensor, num_frames: int,
@@ -132,14 +146,12 @@ class MimicMotionVideoModel(nn.Module):
         """The compute dtype (a host casts the input to it)."""
         return compute_placement(self.unet)[1]
 
-    @property
-    def pose_channels(self) -> int:
-        return int(self.unet.config.block_out_channels[0])
-
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor | None = None,
                 control: object = None, transformer_options: dict | None = None, *,
-                time_ids: torch.Tensor, pose_latents: torch.Tensor, num_video_frames: int | None = None,
-                **_unused: object) -> torch.Tensor:
+                time_ids: torch.Tensor, pose_frames: Sequence[PoseFrames | None],
+                num_video_frames: int | None = None, **_unused: object) -> torch.Tensor:
+        """``pose_frames``: one entry per CFG half in the batch's order (None: no poses, the
+        unconditional half); PoseNet runs on each tile's frames as the tile runs."""
         if control is not None:
             raise InputError("A core ControlNet is attached to MimicMotion's conditioning; it does not apply to "
                              "this model. Use DisPose's Hybrid ControlNet Apply and Apply DisPose Control instead.")
@@ -156,7 +168,6 @@ class MimicMotionVideoModel(nn.Module):
         sample = per_half(x).to(device, dtype)
         rows = per_half(context)[:, 0].to(device, dtype)
         ids = per_half(time_ids)[:, 0].to(device, dtype)
-        poses = per_half(pose_latents)
         t = per_half(timesteps.reshape(-1, 1))[:, 0, 0]
         sigmas = options.get("sigmas")  # the host's sigma per row; else from t = 0.25 ln sigma
         sigma = float(sigmas.reshape(-1)[0]) if sigmas is not None else float(torch.exp(4.0 * t[0].float()))
@@ -165,30 +176,43 @@ class MimicMotionVideoModel(nn.Module):
         active = run is not None and run.active(sigma, options.get("sample_sigmas"))
         quirk = bool(options.get(BATCH_QUIRK, True))
         self._set_quirk(quirk and active, n, run)
-        features = run.features(*self._pixel_size(x)) if active else None
+        height, width = self._pixel_size(x)
         tile_size, overlap = options.get(TILES, DEFAULT_TILES)
         tile = min(tile_size, frames)
         tiles = tile_indices(frames, tile, min(overlap, tile - 1))
         hooks: TileHooks = options.get(TILE_HOOKS) or TileHooks()
+        given = list(pose_frames)
+        if len(given) != n:
+            raise ValueError(f"pose_frames has {len(given)} entries for {n} CFG halves")
+        sources = [given[i] for i in order]
+        for source in sources:
+            if source is not None and (source.num_frames, source.size) != (frames, (height, width)):
+                raise InputError(
+                    f"The poses are {source.num_frames} frames of {source.size[1]}x{source.size[0]} but the "
+                    f"video latent {frames} frames of {width}x{height}. Use the LATENT and CONDITIONING of "
+                    "the same MimicMotion Conditioning node.")
+        poses = tile_pose_latents(self.pose_net, sources, tiles, dtype)
 
         def predict(number: int, idx: torch.Tensor) -> torch.Tensor:
             if hooks.before is not None:
                 hooks.before()
             xt = sample[:, idx]
+            tile_poses = next(poses)
             down = mid = None
-            if features is not None:
+            if active:
                 c = run.control
-                down, mid = c.controlnet(
-                    xt, t, rows, ids, features.motion[idx],
-                    None if features.points is None else [p[idx] for p in features.points],
-                    conditioning_scale=c.strength, motion_scale=c.motion_strength, point_scale=c.point_strength)
-            out = self.unet(xt, t, rows, ids, pose_latents=poses[:, idx].flatten(0, 1).to(device),
+                features = run.features(idx, height, width)
+                down, mid = c.controlnet(xt, t, rows, ids, features.motion, features.points,
+                                         conditioning_scale=c.strength, motion_scale=c.motion_strength,
+                                         point_scale=c.point_strength)
+            out = self.unet(xt, t, rows, ids, pose_latents=tile_poses,
                             down_block_additional_residuals=down, mid_block_additional_residual=mid)
             if hooks.after is not None:
                 hooks.after()
             return out
 
-        v = fuse_tiles(tiles, tile_weights(tile).to(device), frames, predict)
+        with closing(poses):  # an interrupt between tiles also stops the drawing worker
+            v = fuse_tiles(tiles, tile_weights(tile).to(device), frames, predict)
         return v[torch.tensor(order).argsort()].flatten(0, 1)
 
     @staticmethod
