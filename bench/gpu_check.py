@@ -81,8 +81,8 @@ def job_inputs(sizes: dict):
 
     sample = make_sample(num_frames=sizes["frames"], ref_height=1024, ref_width=576, resolution=sizes["resolution"])
     ref = torch.from_numpy(sample.reference).float()[None] / 255
-    poses, _, _, _ = call_node("DisPoseDWPoseExtract", reference_image=ref, resolution=sizes["resolution"], align=True,
-                               pose_keypoint=sample.pose_keypoint, sample_stride=1)
+    poses, _, _ = call_node("DisPoseDWPoseExtractV2", reference_image=ref, resolution=sizes["resolution"], align=True,
+                            pose_keypoint=sample.pose_keypoint, sample_stride=1)
     return ref, poses
 
 
@@ -109,13 +109,13 @@ def run_mode(mode: Mode, sizes: dict, device: torch.device, nodes, ref: torch.Te
     control = None
     with clock.region("job"):
         if mode.dispose:
-            motion, _ = call_node("DisPoseSparseMotionField", poses=poses, kernel_size=SETTINGS["kernel_size"],
+            (motion,) = call_node("DisPoseSparseMotionFieldV2", poses=poses, kernel_size=SETTINGS["kernel_size"],
                                   sigma=SETTINGS["sigma"])
             with clock.region("cmp"):
-                flow, _ = call_node("DisPoseCMPDenseFlow", cmp_model=cmp_model, reference_image=ref, poses=poses,
+                (flow,) = call_node("DisPoseCMPDenseFlowV2", cmp_model=cmp_model, reference_image=ref, poses=poses,
                                     batch_size=4)
             with clock.region("dift"):
-                points, _ = call_node("DisPoseDIFTPointEmbed", dift_model=dift, reference_image=ref, poses=poses,
+                (points,) = call_node("DisPoseDIFTPointEmbedV2", dift_model=dift, reference_image=ref, poses=poses,
                                       ensemble_size=sizes["ensemble"], seed=0)
             (control,) = call_node("DisPoseHybridControlNetApply", dispose_controlnet=controlnet, motion_field=motion,
                                    dense_flow=flow, point_embeddings=points, strength=1.0, motion_strength=1.0,

@@ -119,35 +119,34 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
     if job.pose_keypoint is not None:
         log("poses: random DWPose weights detect nothing meaningful, so the sample's ground-truth "
             "keypoints go through the POSE_KEYPOINT path (as from comfyui_controlnet_aux)")
-        poses, skeletons = pipeline.poses_from_keypoints(
+        poses = pipeline.poses_from_keypoints(
             job.pose_keypoint, reference, resolution=resolution, person=person, person_index=person_index,
             empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window)
     else:
         from .pose.dwpose import load_dwpose
 
         detector = load_dwpose(_search(models_dir, "dwpose_detector"), _search(models_dir, "dwpose_pose"))
-        poses, skeletons = pipeline.extract_poses(detector, reference, driving, resolution=resolution,
-                                                  person=person, person_index=person_index,
-                                                  empty_frames=empty_frames, retarget=retarget,
-                                                  smooth_window=smooth_window, progress=log.progress("DWPose"))
+        poses = pipeline.extract_poses(detector, reference, driving, resolution=resolution, person=person,
+                                       person_index=person_index, empty_frames=empty_frames, retarget=retarget,
+                                       smooth_window=smooth_window, progress=log.progress("DWPose"))
     log(f"poses: {poses.num_frames} frames (reference first) on a {poses.height}x{poses.width} canvas")
     if poses.note:
         log(poses.note)
 
-    motion, motion_preview = pipeline.sparse_motion(poses)
+    motion = pipeline.sparse_motion(poses)
     log("sparse motion field done")
 
     from .motion.cmp import load_cmp
 
     cmp = to_device(load_cmp(_search(models_dir, "cmp"), dtype), device)
-    flow, flow_preview = pipeline.dense_motion(cmp, reference, poses, progress=log.progress("CMP"))
+    flow = pipeline.dense_motion(cmp, reference, poses, progress=log.progress("CMP"))
     del cmp  # each stage's weights leave the device before the next stage loads
 
     from .loading.sd15 import load_dift
 
     dift = to_device(load_dift(_search(models_dir, "sd15"), dtype), device)
-    points, points_preview = pipeline.point_embeddings(dift, reference, poses, ensemble_size=ensemble_size,
-                                                       seed=seed, progress=log.progress("DIFT"))
+    points = pipeline.point_embeddings(dift, reference, poses, ensemble_size=ensemble_size, seed=seed,
+                                       progress=log.progress("DIFT"))
     del dift
 
     from .loading.dispose import load_dispose_controlnet
@@ -163,9 +162,12 @@ def run(models_dir: Path, out_dir: Path, job: Job, *, resolution: int, steps: in
     video = pipeline.animation_chunks(models, reference, poses, control=control, settings=settings,
                                       progress=log.progress("sampling"))
     written = [write_video(out_dir / "animation.mp4", video, fps)]  # decoded chunk by chunk as it is written
-    for name, images in (("skeletons", skeletons), ("motion_field", motion_preview),
-                         ("dense_flow", flow_preview), ("correspondence", points_preview)):
-        written.append(write_video(out_dir / f"preview_{name}.mp4", images, fps))
+    previews = {"skeletons": lambda: pipeline.skeleton_preview(poses),
+                "motion_field": lambda: pipeline.field_preview(motion),
+                "dense_flow": lambda: pipeline.field_preview(flow),
+                "correspondence": lambda: pipeline.points_preview(points)}
+    for name, draw in previews.items():  # drawn one at a time, each dropped once written
+        written.append(write_video(out_dir / f"preview_{name}.mp4", draw(), fps))
     log(f"wrote {poses.num_frames - 1} animation frames at {fps:g} fps:\n" + "\n".join(f"  {p.resolve()}" for p in written))
     if smoke:
         log("SMOKE RUN finished: random weights, so animation.mp4 is noise (the pipeline ran end to end).")

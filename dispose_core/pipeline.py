@@ -2,8 +2,11 @@
 
 The nodes only convert ComfyUI types and hand in host services (progress, interrupt checks,
 model management); the demo hands in plain ones. Both call exactly these functions, so the demo
-exercises the node code path. Images here are ComfyUI-style float tensors (..., H, W, 3) in [0, 1];
-stage previews come back in the same form.
+exercises the node code path. Images here are ComfyUI-style float tensors (..., H, W, 3) in [0, 1].
+
+The stages return only their data; the previews are drawn from it by their own functions
+(``skeleton_preview``, ``field_preview``, ``points_preview``) only when asked for, because a host
+such as ComfyUI keeps every output of a node for the whole run, linked or not.
 
 Stage modules are imported inside the functions: some pull in onnxruntime or diffusers, and
 importing the node pack must stay cheap for ComfyUI's start-up.
@@ -24,7 +27,7 @@ from .limits import check_fits
 from .loading.layout import BY_KEY
 from .sampling.control import ControlInputs
 from .sampling.settings import SamplerSettings
-from .types import DenseFlow, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
+from .types import DenseFlow, FlowField, MotionField, PointEmbeddings, PoseSequence, check_frame_counts
 
 if TYPE_CHECKING:
     from .sampling.sampler import EncodedReference, SamplingPlan, Ticker
@@ -38,9 +41,9 @@ SPARSE_KERNEL_SIZE = 199
 SPARSE_SIGMA = 20.0
 CMP_BATCH_SIZE = 8
 DIFT_ENSEMBLE_SIZE = 8
-# Stage previews (the skeleton, motion and correspondence IMAGE outputs) are drawn at most this many
-# pixels long: they are for looking at, and at the canvas size a long video's previews would take
-# more memory than the whole guidance (600 frames of 576x1024 float32: 4 GB per preview).
+# Stage previews (skeletons, motion colours, correspondence) are drawn at most this many pixels long
+# unless asked otherwise: they are for looking at, and at the canvas size a long video's previews
+# would take more memory than the whole guidance (600 frames of 576x1024 float32: 4 GB per preview).
 PREVIEW_LONG_SIDE = 256
 
 
@@ -129,13 +132,13 @@ def extract_poses(
     align: bool = True, person: str = "official", person_index: int = 0, empty_frames: str = "official",
     fit_on_empty_frames: bool = True, retarget: bool = False, smooth_window: int = 0,
     smooth_max_shift: float = 8.0, progress: Progress = None, should_stop: ShouldStop = None,
-) -> tuple[PoseSequence, torch.Tensor]:
-    """DWPose on the reference (on its canvas) and every given driving frame -> poses + skeleton preview IMAGE.
+) -> PoseSequence:
+    """DWPose on the reference (on its canvas) and every given driving frame -> poses.
 
     ``frames``: the kept driving frames as uint8 (H, W, 3), read once a batch at a time
     (``video.video_frames`` / ``video.image_frames`` pick and convert them). ``person`` / ``empty_frames`` / ``retarget`` /
     ``smooth_*``: see ``pose/extract.py`` (defaults official); ``poses.note`` says which person of a reference with
-    several people was taken ("" otherwise), for the node's log and preview.
+    several people was taken ("" otherwise), for the node's log and ``skeleton_preview``.
     """
     from .pose.extract import extract_poses as run_extract
 
@@ -146,34 +149,15 @@ def extract_poses(
                         empty_frames=empty_frames, fit_on_empty_frames=fit_on_empty_frames,
                         retarget=retarget, smooth_window=smooth_window, smooth_max_shift=smooth_max_shift,
                         progress=progress, should_stop=should_stop)
-    return poses, skeleton_preview(poses)
-
-
-def skeleton_preview(poses: PoseSequence) -> torch.Tensor:
-    """The skeletons of every frame as an IMAGE at the preview size (``PREVIEW_LONG_SIDE``); the
-    sampler draws its own at the canvas size."""
-    from .pose.render import render_poses
-
-    return to_image(render_poses(poses, size=preview_size(poses.height, poses.width, PREVIEW_LONG_SIDE)))
-
-
-def person_preview(skeletons: torch.Tensor, poses: PoseSequence) -> torch.Tensor:
-    """The skeleton IMAGE for display: when the reference shows several people (``poses.note``),
-    its first frame outlines the one taken. ``animate`` renders its own skeletons, so this never
-    reaches PoseNet."""
-    from .pose.render import outline_reference_person
-
-    if not poses.note:
-        return skeletons
-    return to_image(outline_reference_person(to_uint8(skeletons), poses))
+    return poses
 
 
 def poses_from_keypoints(
     pose_keypoint: list[dict], reference: torch.Tensor, *, resolution: int = RESOLUTION, align: bool = True,
     reference_keypoint: list[dict] | None = None, person: str = "official", person_index: int = 0,
     empty_frames: str = "official", retarget: bool = False, smooth_window: int = 0, smooth_max_shift: float = 8.0,
-) -> tuple[PoseSequence, torch.Tensor]:
-    """POSE_KEYPOINT -> poses + skeleton preview IMAGE. Without ``reference_keypoint`` the first frame
+) -> PoseSequence:
+    """POSE_KEYPOINT -> poses. Without ``reference_keypoint`` the first frame
     of ``pose_keypoint`` is the reference pose, the rest are the driving frames. Pick the frames
     first with ``select_keypoint_frames``; the options are ``extract_poses``' (see
     ``pose/keypoint_json.py`` for ``empty_frames`` there)."""
@@ -185,7 +169,7 @@ def poses_from_keypoints(
                                reference=reference_keypoint, person=person, person_index=person_index,
                                empty_frames=empty_frames, retarget=retarget, smooth_window=smooth_window,
                                smooth_max_shift=smooth_max_shift)
-    return poses, skeleton_preview(poses)
+    return poses
 
 
 def pose_keypoints(poses: PoseSequence) -> list[dict]:
@@ -198,41 +182,37 @@ def pose_keypoints(poses: PoseSequence) -> list[dict]:
 def sparse_motion(
     poses: PoseSequence, *, kernel_size: int = SPARSE_KERNEL_SIZE, sigma: float = SPARSE_SIGMA,
     drop_vanishing: bool = False,
-) -> tuple[MotionField, torch.Tensor]:
-    """Sparse motion field of the keypoint trajectories + its colour preview, at most
-    ``PREVIEW_LONG_SIDE`` long (``drop_vanishing``:
-    see ``motion/sparse_field.py``, off = official)."""
+) -> MotionField:
+    """Sparse motion field of the keypoint trajectories (``drop_vanishing``: see
+    ``motion/sparse_field.py``, off = official)."""
     from .motion.sparse_field import compute_motion_field
 
-    motion = compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma, drop_vanishing=drop_vanishing)
-    return motion, motion.to_image(long_side=PREVIEW_LONG_SIDE)
+    return compute_motion_field(poses, kernel_size=kernel_size, sigma=sigma, drop_vanishing=drop_vanishing)
 
 
 def dense_motion(
     cmp: Any, reference: torch.Tensor, poses: PoseSequence, *, batch_size: int = CMP_BATCH_SIZE,
     mask_invisible: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
-) -> tuple[DenseFlow, torch.Tensor]:
-    """CMP dense flow over the reference image + its colour preview, at most ``PREVIEW_LONG_SIDE``
-    long (``mask_invisible``: see
-    ``motion/sparse_flow.py``, off = official)."""
+) -> DenseFlow:
+    """CMP dense flow over the reference image (``mask_invisible``: see ``motion/sparse_flow.py``,
+    off = official)."""
     from .motion.dense_flow import compute_dense_flow
 
     ref = reference_on_canvas(reference, poses).permute(2, 0, 1)
-    flow = compute_dense_flow(cmp, ref, poses, batch_size=batch_size, mask_invisible=mask_invisible,
+    return compute_dense_flow(cmp, ref, poses, batch_size=batch_size, mask_invisible=mask_invisible,
                               progress=progress, should_stop=should_stop)
-    return flow, flow.to_image(long_side=PREVIEW_LONG_SIDE)
 
 
 def point_embeddings(
     dift: Any, reference: torch.Tensor, poses: PoseSequence, *, ensemble_size: int = DIFT_ENSEMBLE_SIZE,
     seed: int = 0, natural_orientation: bool = False, progress: Progress = None, should_stop: ShouldStop = None,
-) -> tuple[PointEmbeddings, torch.Tensor]:
-    """DIFT keypoint embeddings of the reference + a correspondence preview, at most
-    ``PREVIEW_LONG_SIDE`` long (``natural_orientation``:
-    see ``dift/embeddings.py``, off = official)."""
+) -> PointEmbeddings:
+    """DIFT keypoint embeddings of the reference (``natural_orientation``: see ``dift/embeddings.py``,
+    off = official). They carry the one small picture ``points_preview`` draws on (the PCA of the
+    feature map, which is gone afterwards), ``PREVIEW_LONG_SIDE`` long whatever the frame count."""
     from .dift.embeddings import build_point_embeddings
     from .dift.featurizer import extract_features
-    from .dift.preview import correspondence_preview
+    from .dift.preview import correspondence_picture
 
     ref = reference_on_canvas(reference, poses)
     image = ref.permute(2, 0, 1)[None] * 2 - 1
@@ -241,7 +221,37 @@ def point_embeddings(
                                 progress=progress, should_stop=should_stop)
     points = build_point_embeddings(features[0], poses, natural_orientation=natural_orientation)
     small = fit_to_canvas(ref, *preview_size(poses.height, poses.width, PREVIEW_LONG_SIDE))
-    return points, to_image(correspondence_preview(features[0], poses, to_uint8(small)))
+    points.picture = correspondence_picture(features[0], poses, to_uint8(small))
+    return points
+
+
+# ---------------------------------------------------------------- previews
+def skeleton_preview(poses: PoseSequence, long_side: int = PREVIEW_LONG_SIDE) -> torch.Tensor:
+    """The skeletons of every frame as an IMAGE at most ``long_side`` long (never more than the
+    canvas); when the reference shows several people (``poses.note``), its first frame outlines the
+    one taken. The sampler draws its own skeletons at the canvas size: these never reach PoseNet."""
+    from .pose.render import outline_reference_person, render_poses
+
+    skeletons = render_poses(poses, size=preview_size(poses.height, poses.width, long_side))
+    return to_image(outline_reference_person(skeletons, poses) if poses.note else skeletons)
+
+
+def field_preview(field: FlowField, long_side: int = PREVIEW_LONG_SIDE) -> torch.Tensor:
+    """A motion field or dense flow as colour-wheel IMAGE, one per driving frame, at most
+    ``long_side`` long (never more than the canvas)."""
+    return field.to_image(long_side=long_side)
+
+
+def points_preview(points: PointEmbeddings, long_side: int = PREVIEW_LONG_SIDE) -> torch.Tensor:
+    """The keypoint correspondence as IMAGE, one per frame (reference first): the reference's DIFT
+    map in PCA colours, then each frame's keypoints in their embedding's colour over the dimmed
+    reference; at most ``long_side`` long and never more than the picture the embeddings carry."""
+    from .dift.preview import draw_correspondence
+
+    if points.picture is None:
+        raise InputError("These point embeddings carry no preview picture (they were not made by DIFT Point "
+                         "Embed). Preview the output of DIFT Point Embed instead.")
+    return to_image(draw_correspondence(points.picture, points.keypoints, points.subset, long_side))
 
 
 def hybrid_control(

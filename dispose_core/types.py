@@ -144,6 +144,16 @@ class DenseFlow(FlowField):
         return resize_flow(self.flow[start:stop].float(), self.height, self.width)
 
 
+@dataclass(frozen=True)
+class CorrespondencePicture:
+    """What the DIFT preview is drawn on (``dift.preview``): one small image pair for the whole
+    video, at most ``pipeline.PREVIEW_LONG_SIDE`` long, so its memory does not grow with the clip."""
+
+    pca_map: np.ndarray  # (h, w, 3) uint8: the reference's DIFT map in PCA colours over the reference
+    reference: np.ndarray  # (h, w, 3) uint8: the reference on the canvas, at the same size
+    colours: np.ndarray  # (18, 3) uint8: colour of each reference keypoint's embedding
+
+
 @dataclass
 class PointEmbeddings:
     """Keypoint correspondence: one DIFT embedding per reference body keypoint plus the tracks.
@@ -154,6 +164,7 @@ class PointEmbeddings:
     ref_point_emb: torch.Tensor  # (18, C) float32; zero rows for keypoints not seen in the reference
     keypoints: np.ndarray  # (F, 18, 2) normalised, frame 0 = reference
     subset: np.ndarray  # (F, 18) j or -1
+    picture: CorrespondencePicture | None = None  # for the preview; None where none was made (recorded inputs)
 
     @property
     def num_frames(self) -> int:

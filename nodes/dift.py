@@ -48,12 +48,16 @@ class DIFTLoader(io.ComfyNode):
 
 
 class DIFTPointEmbed(io.ComfyNode):
+    """Without a preview output, which ComfyUI would keep for the whole run even where nothing
+    shows it; the embeddings carry one small picture of the reference's feature map instead, from
+    which DisPose Guidance Preview draws every frame on demand."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
-            "DisPoseDIFTPointEmbed", "DIFT Point Embed",
+            "DisPoseDIFTPointEmbedV2", "DIFT Point Embed",
             "DIFT features of the reference sampled at its keypoints: one embedding per "
-            "keypoint, carried along each frame's keypoint positions.",
+            "keypoint, carried along each frame's keypoint positions. See them with DisPose Guidance Preview.",
             inputs=[
                 DIFTModel.Input("dift_model", tooltip="From DIFT Loader (SD 1.5)."),
                 reference_input(),
@@ -69,10 +73,8 @@ class DIFTPointEmbed(io.ComfyNode):
                             "the trained DisPose weights saw these embeddings. On: read the H x W map as "
                             "intended. Both agree on square canvases.")),
             ],
-            outputs=[Points.Output(display_name="point_embeddings", tooltip="For Hybrid ControlNet Apply."),
-                     io.Image.Output(display_name="preview",
-                                     tooltip="Reference feature map (PCA colours) with the keypoints marked, "
-                                             "per frame, at most 256 pixels long.")])
+            outputs=[Points.Output(display_name="point_embeddings", tooltip="For Hybrid ControlNet Apply (and "
+                                                                            "DisPose Guidance Preview).")])
 
     @classmethod
     def execute(cls, dift_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
@@ -80,7 +82,7 @@ class DIFTPointEmbed(io.ComfyNode):
         with stage():
             memory = working_memory(ensemble_size, poses.height, poses.width, [dift_model])
             bridge.load_to_device([dift_model], memory)
-            return io.NodeOutput(*pipeline.point_embeddings(
+            return io.NodeOutput(pipeline.point_embeddings(
                 dift_model.value, reference_image, poses, ensemble_size=ensemble_size, seed=seed,
                 natural_orientation=natural_orientation,
                 progress=bridge.progress_bar(ensemble_size), should_stop=bridge.should_stop))

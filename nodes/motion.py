@@ -12,12 +12,15 @@ from .common import (CMPModel, Flow, Motion, advanced, model_input, model_path, 
 
 
 class SparseMotionField(io.ComfyNode):
+    """Without a preview output, which ComfyUI would keep for the whole run even where nothing
+    shows it (DisPose Guidance Preview draws the colours on demand)."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
-            "DisPoseSparseMotionField", "Sparse Motion Field",
+            "DisPoseSparseMotionFieldV2", "Sparse Motion Field",
             "Keypoint displacements between consecutive frames, splatted on the canvas and "
-            "Gaussian-smoothed (DisPose's sparse motion field).",
+            "Gaussian-smoothed (DisPose's sparse motion field). See it with DisPose Guidance Preview.",
             inputs=[
                 poses_input(),
                 io.Int.Input("kernel_size", default=pipeline.SPARSE_KERNEL_SIZE, min=1, max=999, step=2,
@@ -30,17 +33,15 @@ class SparseMotionField(io.ComfyNode):
                             "displacement, a jump towards the image corner (0, 0). On: such a step writes "
                             "nothing.")),
             ],
-            outputs=[Motion.Output(display_name="motion_field", tooltip="For Hybrid ControlNet Apply."),
-                     io.Image.Output(display_name="preview",
-                                     tooltip="The field as colours, one image per driving frame, at most "
-                                             "256 pixels long (a preview).")])
+            outputs=[Motion.Output(display_name="motion_field", tooltip="For Hybrid ControlNet Apply (and "
+                                                                         "DisPose Guidance Preview).")])
 
     @classmethod
     def execute(cls, poses: PoseSequence, kernel_size: int, sigma: float,
                 drop_vanishing: bool = False) -> io.NodeOutput:
         with stage():
-            return io.NodeOutput(*pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma,
-                                                         drop_vanishing=drop_vanishing))
+            return io.NodeOutput(pipeline.sparse_motion(poses, kernel_size=kernel_size, sigma=sigma,
+                                                        drop_vanishing=drop_vanishing))
 
 
 class CMPLoader(io.ComfyNode):
@@ -68,11 +69,15 @@ class CMPLoader(io.ComfyNode):
 
 
 class CMPDenseFlow(io.ComfyNode):
+    """Without a preview output, which ComfyUI would keep for the whole run even where nothing
+    shows it (DisPose Guidance Preview draws the colours on demand)."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
-            "DisPoseCMPDenseFlow", "CMP Dense Flow",
-            "Propagates each frame's keypoint motion over the whole reference image with CMP.",
+            "DisPoseCMPDenseFlowV2", "CMP Dense Flow",
+            "Propagates each frame's keypoint motion over the whole reference image with CMP. "
+            "See it with DisPose Guidance Preview.",
             inputs=[
                 CMPModel.Input("cmp_model", tooltip="From CMP Loader (DisPose)."),
                 reference_input(),
@@ -86,16 +91,14 @@ class CMPDenseFlow(io.ComfyNode):
                             "or the frame; it is anchored at the image corner (0, 0) with a flow towards it. "
                             "On: only keypoints seen in both the reference and the frame drive the flow.")),
             ],
-            outputs=[Flow.Output(display_name="dense_flow", tooltip="For Hybrid ControlNet Apply."),
-                     io.Image.Output(display_name="preview",
-                                     tooltip="The flow as colours, one image per driving frame, at most "
-                                             "256 pixels long (a preview).")])
+            outputs=[Flow.Output(display_name="dense_flow", tooltip="For Hybrid ControlNet Apply (and "
+                                                                    "DisPose Guidance Preview).")])
 
     @classmethod
     def execute(cls, cmp_model: bridge.Managed, reference_image: torch.Tensor, poses: PoseSequence,
                 batch_size: int, mask_invisible: bool = False) -> io.NodeOutput:
         with stage():
             bridge.load_to_device([cmp_model])
-            return io.NodeOutput(*pipeline.dense_motion(
+            return io.NodeOutput(pipeline.dense_motion(
                 cmp_model.value, reference_image, poses, batch_size=batch_size, mask_invisible=mask_invisible,
                 progress=bridge.progress_bar(poses.num_frames - 1), should_stop=bridge.should_stop))

@@ -13,7 +13,7 @@ from ..dispose_core.frames import OFFICIAL_OUTPUT_FPS, SAMPLE_STRIDE, FrameSampl
 from ..dispose_core.limits import MAX_RESOLUTION
 from ..dispose_core.pose.people import PERSON_CHOICES
 from ..dispose_core.pose.track import EMPTY_FRAMES
-from ..dispose_core.types import check_frame_counts
+from ..dispose_core.types import PoseSequence, check_frame_counts
 from ..dispose_core.video import KeptFrames, image_frames, video_frames
 from . import comfy_bridge as bridge
 from .common import DWPoseModel, PoseKeypoint, Poses, advanced, model_input, model_path, schema, stage
@@ -129,12 +129,17 @@ def _driving(video, images: torch.Tensor | None, fps: float, sampling: FrameSamp
 
 
 class DWPoseExtract(io.ComfyNode):
+    """DWPose Extract without a preview output: ComfyUI keeps every output of a node for the whole
+    run, so a skeleton image per frame would cost memory even where nothing shows it (DisPose
+    Guidance Preview draws them on demand)."""
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return schema(
-            "DisPoseDWPoseExtract", "DWPose Extract",
+            "DisPoseDWPoseExtractV2", "DWPose Extract",
             "Whole-body keypoints of the reference and of the driving frames the official run keeps, "
-            "aligned to the reference body; the canvas size of the whole animation is fixed here.",
+            "aligned to the reference body; the canvas size of the whole animation is fixed here. "
+            "See them with DisPose Guidance Preview.",
             inputs=[
                 io.Image.Input("reference_image", tooltip="The image of the person to animate (one image)."),
                 io.Int.Input("resolution", default=pipeline.RESOLUTION, min=64, max=MAX_RESOLUTION, step=64,
@@ -162,11 +167,8 @@ class DWPoseExtract(io.ComfyNode):
             ],
             outputs=[
                 Poses.Output(display_name="poses", tooltip="Reference + driving poses on the generation canvas; "
-                                                           "feed every DisPose node from here."),
-                io.Image.Output(display_name="skeletons",
-                                tooltip="Rendered skeletons, one per frame (reference first), at most 256 pixels long "
-                                        "(a preview: the sampler draws its own at the canvas size); when the "
-                                        "reference shows several people, the one animated is outlined."),
+                                                           "feed every DisPose node from here (DisPose Guidance "
+                                                           "Preview draws them as skeletons)."),
                 PoseKeypoint.Output(display_name="pose_keypoint",
                                     tooltip="The same poses in comfyui_controlnet_aux's POSE_KEYPOINT format."),
                 io.Float.Output(display_name="fps",
@@ -196,7 +198,7 @@ class DWPoseExtract(io.ComfyNode):
                                                                sampling).source_frames)
                 kept, fps = pipeline.select_keypoint_frames(pose_keypoint, opts["fps"], sampling,
                                                             reference_first=reference_pose_keypoint is None)
-                poses, skeletons = pipeline.poses_from_keypoints(
+                poses = pipeline.poses_from_keypoints(
                     kept, reference_image, resolution=resolution, align=align,
                     reference_keypoint=reference_pose_keypoint, **people)
             elif dwpose_model is None or (driving_frames is None and video is None):
@@ -205,14 +207,13 @@ class DWPoseExtract(io.ComfyNode):
             else:
                 frames = _driving(video, driving_frames, opts["fps"], sampling)
                 fps = frames.fps
-                poses, skeletons = cls._detect(dwpose_model, reference_image, frames, resolution, align,
-                                               fit_on_empty_frames=opts["fit_on_empty_frames"], **people)
-            return io.NodeOutput(poses, pipeline.person_preview(skeletons, poses), pipeline.pose_keypoints(poses),
-                                 fps)
+                poses = cls._detect(dwpose_model, reference_image, frames, resolution, align,
+                                    fit_on_empty_frames=opts["fit_on_empty_frames"], **people)
+            return io.NodeOutput(poses, pipeline.pose_keypoints(poses), fps)
 
     @staticmethod
     def _detect(files: DWPoseFiles, reference: torch.Tensor, frames: KeptFrames,
-                resolution: int, align: bool, **options) -> tuple:
+                resolution: int, align: bool, **options) -> PoseSequence:
         from ..dispose_core.pose.dwpose import load_dwpose
 
         detector = load_dwpose(files.detector, files.pose, providers=bridge.onnx_providers())

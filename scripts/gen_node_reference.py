@@ -100,7 +100,18 @@ def node_reference() -> str:
         raise SystemExit(f"gen_node_reference.py needs ComfyUI: {resources.COMFY_MISSING}")
     from host_utils import pack_nodes
 
-    return "\n\n".join(node_section(cls) for cls in pack_nodes().values())
+    nodes = list(pack_nodes().values())
+    current = [cls for cls in nodes if not cls.define_schema().is_deprecated]
+    sections = [node_section(cls) for cls in current]
+    legacy = [cls.define_schema() for cls in nodes if cls not in current]
+    if legacy:
+        lines = ["### Deprecated nodes", "", "Registered only so that workflows saved with them load and run "
+                 "unchanged; the frontend hides them from the node search. Each is the node of the same name above "
+                 "plus its first release's preview IMAGE output:", ""]
+        lines += [f"- `{s.node_id}` ({s.display_name}): outputs "
+                  + ", ".join(f"`{o.display_name}`" for o in s.outputs) for s in legacy]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
 
 
 def generated() -> dict[str, str]:

@@ -60,9 +60,8 @@ def main() -> None:
     reference = torch.from_numpy(sample.reference).float()[None] / 255
     keypoints = short_legged(sample.pose_keypoint)
     k = args.frame + 1  # sequence index: the reference is frame 0
-    _, as_is = pipeline.poses_from_keypoints(keypoints, reference, resolution=256, align=False)
-    _, linear = pipeline.poses_from_keypoints(keypoints, reference, resolution=256)
-    _, limbs = pipeline.poses_from_keypoints(keypoints, reference, resolution=256, retarget=True)
+    as_is, linear, limbs = (pipeline.skeleton_preview(pipeline.poses_from_keypoints(
+        keypoints, reference, resolution=256, **options)) for options in ({"align": False}, {}, {"retarget": True}))
     panels = [labelled(as_is[0], "reference (short legs)"), labelled(as_is[k], f"driving frame {args.frame}"),
               labelled(linear[k], "official linear fit"), labelled(limbs[k], "per-limb retarget")]
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)

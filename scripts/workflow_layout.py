@@ -21,13 +21,13 @@ FONT_SIZE = 24  # of group titles
 # Stage groups in reading order: title, colour (the frontend's group palette), node types.
 STAGES = (
     ("Inputs", "#3f789e", ("LoadImage", "LoadVideo", "GetVideoComponents")),
-    ("Poses", "#8A8", ("DisPoseDWPoseExtract",)),
-    ("Motion", "#b58b2a", ("DisPoseSparseMotionField", "DisPoseCMPDenseFlow")),
-    ("Correspondence", "#a1309b", ("DisPoseDIFTPointEmbed",)),
+    ("Poses", "#8A8", ("DisPoseDWPoseExtractV2",)),
+    ("Motion", "#b58b2a", ("DisPoseSparseMotionFieldV2", "DisPoseCMPDenseFlowV2")),
+    ("Correspondence", "#a1309b", ("DisPoseDIFTPointEmbedV2",)),
     ("Sampling", "#b06634", ("DisPoseHybridControlNetApply", "DisPoseMimicMotionSampler",
                              "DisPoseMimicMotionConditioning", "DisPoseMimicMotionTiles", "DisPoseApplyControl",
                              "VideoLinearCFGGuidance", "KSampler")),
-    ("Output", "#88A", ("VAEDecode", "ImageFromBatch", "CreateVideo", "SaveVideo")),
+    ("Output", "#88A", ("DisPoseGuidancePreview", "VAEDecode", "ImageFromBatch", "CreateVideo", "SaveVideo")),
 )
 MODELS = ("Models", "#8AA")  # title, colour of the loaders' group
 

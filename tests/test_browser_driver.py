@@ -144,8 +144,8 @@ OPEN_FOCUSED_JS = """() => {
 PLAYER_JS = """async (images) => {
   const wait = ms => new Promise(r => setTimeout(r, ms));
   const add = (type) => { const n = window.LiteGraph.createNode(type); window.app.graph.add(n); return n; };
-  const field = add("DisPoseSparseMotionField"), viewer = add("PreviewImage"), other = add("PreviewImage");
-  field.connect(1, viewer, 0);  // the stage's preview IMAGE output into a core Preview Image node
+  const field = add("DisPoseGuidancePreview"), viewer = add("PreviewImage"), other = add("PreviewImage");
+  field.connect(0, viewer, 0);  // the guidance preview's IMAGE output into a core Preview Image node
   viewer.onExecuted({images});
   other.onExecuted({images});   // not fed by a DisPose node: no player
   const player = (n) => (n.widgets || []).find(w => w.name === "dispose_frame_player");
@@ -172,15 +172,16 @@ PLAYER_JS = """async (images) => {
 }"""
 
 
-RUN_PROMPT = {  # API format: DWPose skeletons of the test inputs into a core Preview Image node
+RUN_PROMPT = {  # API format: DWPose skeletons of the test inputs, drawn by DisPose Guidance Preview, into Preview Image
     "1": {"class_type": "LoadImage", "inputs": {"image": "reference.png"}},
     "2": {"class_type": "LoadVideo", "inputs": {"file": "driving.mp4"}},
     "3": {"class_type": "GetVideoComponents", "inputs": {"video": ["2", 0]}},
     "4": {"class_type": "DisPoseDWPoseLoader", "inputs": {"detector": "yolox_l.onnx",
                                                           "pose_model": "dw-ll_ucoco_384.onnx"}},
-    "5": {"class_type": "DisPoseDWPoseExtract", "inputs": {"reference_image": ["1", 0], "resolution": 64,
+    "5": {"class_type": "DisPoseDWPoseExtractV2", "inputs": {"reference_image": ["1", 0], "resolution": 64,
           "align": True, "driving_frames": ["3", 0], "dwpose_model": ["4", 0]}},
-    "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 1]}},
+    "7": {"class_type": "DisPoseGuidancePreview", "inputs": {"poses": ["5", 0], "long_side": 256}},
+    "6": {"class_type": "PreviewImage", "inputs": {"images": ["7", 0]}},
 }
 
 REAL_RUN_JS = """async (prompt) => {

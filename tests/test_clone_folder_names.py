@@ -44,12 +44,13 @@ ok = asyncio.run(nodes.load_custom_node(sys.argv[2]))
 print(json.dumps({"ok": ok, "nodes": sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("DisPose")),
                   "web": {k: v for k, v in nodes.EXTENSION_WEB_DIRS.items()}}))
 """
-NODE_IDS = ["DisPoseApplyControl", "DisPoseCMPDenseFlow", "DisPoseCMPLoader", "DisPoseControlNetLoader",
-            "DisPoseDIFTLoader", "DisPoseDIFTPointEmbed", "DisPoseDWPoseExtract", "DisPoseDWPoseLoader",
+NODE_IDS = ["DisPoseApplyControl", "DisPoseCMPDenseFlow", "DisPoseCMPDenseFlowV2", "DisPoseCMPLoader",
+            "DisPoseControlNetLoader", "DisPoseDIFTLoader", "DisPoseDIFTPointEmbed", "DisPoseDIFTPointEmbedV2",
+            "DisPoseDWPoseExtract", "DisPoseDWPoseExtractV2", "DisPoseDWPoseLoader", "DisPoseGuidancePreview",
             "DisPoseHybridControlNetApply", "DisPoseMimicMotionConditioning", "DisPoseMimicMotionDecode",
             "DisPoseMimicMotionEuler", "DisPoseMimicMotionLoader", "DisPoseMimicMotionNoise",
             "DisPoseMimicMotionSampler", "DisPoseMimicMotionScheduler", "DisPoseMimicMotionTiles",
-            "DisPoseSparseMotionField"]
+            "DisPoseSparseMotionField", "DisPoseSparseMotionFieldV2"]
 
 
 @pytest.mark.comfy

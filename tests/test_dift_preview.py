@@ -8,10 +8,15 @@ from test_dift_embeddings import make_poses
 
 from dispose_core.dift.embeddings import build_point_embeddings
 from dispose_core.dift.featurizer import extract_features
-from dispose_core.dift.preview import _pca_colours, _principal_axes, correspondence_preview
+from dispose_core.dift.preview import _pca_colours, _principal_axes, correspondence_picture, draw_correspondence
 from dispose_core.errors import InputError
 from dispose_core.loading.layout import BY_KEY
 from dispose_core.loading.sd15 import load_dift
+
+
+def correspondence_preview(feature: torch.Tensor, poses, reference: np.ndarray) -> np.ndarray:
+    """The preview as the legacy DIFT node draws it: picture once, then every frame at its size."""
+    return draw_correspondence(correspondence_picture(feature, poses, reference), poses.body, poses.body_subset)
 
 
 def _poses(frames: int, height: int, width: int, seed: int = 0):

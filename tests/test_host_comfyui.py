@@ -36,15 +36,19 @@ CLIPS = {"driving30.mp4": (30, 20), "driving60.mp4": (60, 20)}  # name: (fps, fr
 REFERENCE_HW = (96, 64)
 # Small settings so the tiny random models finish in seconds on a CPU.
 FAST = {
-    "DisPoseDWPoseExtract": {"resolution": 64},
-    "DisPoseDIFTPointEmbed": {"ensemble_size": 1},
+    "DisPoseDWPoseExtractV2": {"resolution": 64},
+    "DisPoseDIFTPointEmbedV2": {"ensemble_size": 1},
     "DisPoseMimicMotionSampler": {"steps": 2, "tile_size": 8, "overlap": 2, "decode_chunk_size": 4},
-    "DisPoseCMPDenseFlow": {"batch_size": 4},
+    "DisPoseCMPDenseFlowV2": {"batch_size": 4},
 }
+FAST |= {"DisPoseDWPoseExtract": FAST["DisPoseDWPoseExtractV2"], "DisPoseDIFTPointEmbed": FAST["DisPoseDIFTPointEmbedV2"],
+         "DisPoseCMPDenseFlow": FAST["DisPoseCMPDenseFlowV2"]}  # the first-release ids, in workflows saved before
+# guidance_preview as saved before issue 16: the stage nodes' first-release ids and their preview outputs
+SAVED_BEFORE_V2 = Path(__file__).parent / "data" / "guidance_preview_saved_before_v2_api.json"
 
 
-def workflow(name: str, **overrides: dict) -> dict:
-    prompt = json.loads((REPO / "workflows" / f"{name}_api.json").read_text())
+def workflow(name: str, path: Path | None = None, **overrides: dict) -> dict:
+    prompt = json.loads((path or REPO / "workflows" / f"{name}_api.json").read_text())
     for node in prompt.values():
         node["inputs"].update(FAST.get(node["class_type"], {}))
         node["inputs"].update(overrides.get(node["class_type"], {}))
@@ -205,6 +209,21 @@ def test_plain_workflow_samples_the_driving_video(server, clip, frames, rate):
     entry = run_ok(server, workflow("mimicmotion_plain", LoadVideo={"file": clip}))
     (path,) = saved_videos(server, entry)
     assert video_shape(path)[0] == frames and video_rate(path) == rate
+
+
+def test_a_workflow_saved_with_the_first_release_stage_nodes_runs(server):
+    """The deprecated first-release ids still load and run, their preview outputs feeding videos:
+    the same frames as the preview nodes of today's guidance_preview give."""
+    prompt = workflow("guidance_preview (saved before V2)", SAVED_BEFORE_V2)
+    assert {n["class_type"] for n in prompt.values()} >= {"DisPoseDWPoseExtract", "DisPoseSparseMotionField",
+                                                          "DisPoseCMPDenseFlow", "DisPoseDIFTPointEmbed"}
+    files = saved_videos(server, run_ok(server, prompt))
+    expected = {"skeletons": KEPT_FRAMES + 1, "motion_field": KEPT_FRAMES, "dense_flow": KEPT_FRAMES,
+                "correspondence": KEPT_FRAMES + 1}
+    assert len(files) == len(expected)
+    for name, frames in expected.items():
+        (path,) = [f for f in files if f"preview/{name}_" in str(f)]
+        assert video_shape(path) == (frames, 64, 64) and video_rate(path) == KEPT_RATE, path.name
 
 
 def test_guidance_preview_plays_at_the_effective_fps(server):

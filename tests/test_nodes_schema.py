@@ -138,8 +138,26 @@ ADDED_OPTIONS = {("DisPoseDWPoseExtract", "person"): ["official", "largest_track
                  ("DisPoseDWPoseExtract", "empty_frames"): ["official", "interpolate", "hold"]}
 
 
+# Issue 16: the stage nodes with a preview IMAGE output got successors without it (ComfyUI keeps every
+# output for the whole run, linked or not); the V1 ids stay, deprecated, for saved workflows.
+V2_OF = {"DisPoseDWPoseExtractV2": "DisPoseDWPoseExtract", "DisPoseSparseMotionFieldV2": "DisPoseSparseMotionField",
+         "DisPoseCMPDenseFlowV2": "DisPoseCMPDenseFlow", "DisPoseDIFTPointEmbedV2": "DisPoseDIFTPointEmbed"}
+V2_OUTPUTS = {"DisPoseDWPoseExtractV2": (("DISPOSE_POSES", "POSE_KEYPOINT", "FLOAT"), ("poses", "pose_keypoint", "fps")),
+              "DisPoseSparseMotionFieldV2": (("DISPOSE_MOTION",), ("motion_field",)),
+              "DisPoseCMPDenseFlowV2": (("DISPOSE_FLOW",), ("dense_flow",)),
+              "DisPoseDIFTPointEmbedV2": (("DISPOSE_POINTS",), ("point_embeddings",))}
+PREVIEW_NODE = ([("long_side", "INT", False, {"default": 256, "min": 64, "max": 1024, "step": 8}),
+                 ("poses", "DISPOSE_POSES", True, {}), ("motion_field", "DISPOSE_MOTION", True, {}),
+                 ("dense_flow", "DISPOSE_FLOW", True, {}), ("point_embeddings", "DISPOSE_POINTS", True, {})],
+                ("IMAGE",), ("preview",))
+
+
 def expected_node(node_id: str) -> tuple[list[tuple], tuple[str, ...], tuple[str, ...]]:
     """(inputs in order, output types, output names) a node must show: V1's, then what was appended."""
+    if node_id == "DisPoseGuidancePreview":
+        return PREVIEW_NODE
+    if node_id in V2_OF:
+        return expected_node(V2_OF[node_id])[0], *V2_OUTPUTS[node_id]
     inputs, outputs, names = V1_NODES[node_id]
     more_outputs, more_names = ADDED_OUTPUTS.get(node_id, ((), ()))
     return inputs + ADDED_INPUTS.get(node_id, []), outputs + more_outputs, names + more_names
@@ -147,12 +165,12 @@ def expected_node(node_id: str) -> tuple[list[tuple], tuple[str, ...], tuple[str
 
 EXPECTED_NAMES = {
     "DisPoseDWPoseLoader": "DWPose Loader (DisPose)",
-    "DisPoseDWPoseExtract": "DWPose Extract",
-    "DisPoseSparseMotionField": "Sparse Motion Field",
+    "DisPoseDWPoseExtract": "DWPose Extract (legacy, with preview)",
+    "DisPoseSparseMotionField": "Sparse Motion Field (legacy, with preview)",
     "DisPoseCMPLoader": "CMP Loader (DisPose)",
-    "DisPoseCMPDenseFlow": "CMP Dense Flow",
+    "DisPoseCMPDenseFlow": "CMP Dense Flow (legacy, with preview)",
     "DisPoseDIFTLoader": "DIFT Loader (SD 1.5)",
-    "DisPoseDIFTPointEmbed": "DIFT Point Embed",
+    "DisPoseDIFTPointEmbed": "DIFT Point Embed (legacy, with preview)",
     "DisPoseControlNetLoader": "DisPose ControlNet Loader",
     "DisPoseHybridControlNetApply": "Hybrid ControlNet Apply",
     "DisPoseMimicMotionLoader": "MimicMotion Loader",
@@ -165,6 +183,12 @@ EXPECTED_NAMES = {
     "DisPoseMimicMotionEuler": "MimicMotion Euler",
     "DisPoseMimicMotionScheduler": "MimicMotion Scheduler",
     "DisPoseMimicMotionDecode": "MimicMotion Decode",
+    # issue 16: the stage nodes without preview outputs, and the preview node
+    "DisPoseDWPoseExtractV2": "DWPose Extract",
+    "DisPoseSparseMotionFieldV2": "Sparse Motion Field",
+    "DisPoseCMPDenseFlowV2": "CMP Dense Flow",
+    "DisPoseDIFTPointEmbedV2": "DIFT Point Embed",
+    "DisPoseGuidancePreview": "DisPose Guidance Preview",
 }
 
 
@@ -181,6 +205,14 @@ def test_registration_is_v3_only():
     assert not any("INPUT_TYPES" in vars(cls) for cls in nodes.values())
 
 
+def test_only_the_legacy_stage_nodes_are_deprecated():
+    """The first-release stage nodes (with previews) are deprecated, so the frontend hides them from
+    search; nothing else is, their successors included (ComfyUI caches these flags per class)."""
+    deprecated = {node_id for node_id in pack_nodes() if v1_info(node_id)["deprecated"]}
+    assert deprecated == set(V2_OF.values())
+    assert all(pack_nodes()[node_id].GET_SCHEMA().is_deprecated for node_id in deprecated)
+
+
 def test_an_old_comfyui_gets_told_to_update():
     """Without comfy_api.latest (a ComfyUI older than the V3 node API) the import says what to do."""
     code = ("import sys; sys.path.insert(0, 'tests'); import host_utils\n"
@@ -190,7 +222,7 @@ def test_an_old_comfyui_gets_told_to_update():
     assert "needs a ComfyUI with the V3 node API" in out.stdout and "update ComfyUI" in out.stdout
 
 
-@pytest.mark.parametrize("node_id", sorted(V1_NODES))
+@pytest.mark.parametrize("node_id", sorted(V1_NODES) + sorted(V2_OF) + ["DisPoseGuidancePreview"])
 def test_saved_workflows_keep_working(node_id):
     """/object_info of every node has the inputs (in order), defaults, ranges and outputs of the
     V1 release, then the optional ones appended since, so positional widgets_values, API prompts
@@ -209,7 +241,7 @@ def test_saved_workflows_keep_working(node_id):
     assert tuple(info["output"]) == outputs and tuple(info["output_name"]) == names
 
 
-@pytest.mark.parametrize("node_id", sorted(V1_NODES))
+@pytest.mark.parametrize("node_id", sorted(V1_NODES) + sorted(V2_OF) + ["DisPoseGuidancePreview"])
 def test_every_input_and_output_has_a_tooltip(node_id):
     schema = pack_nodes()[node_id].GET_SCHEMA()
     assert schema.category == "DisPose" and schema.description
@@ -386,3 +418,14 @@ def test_interrupt_reaches_the_core_as_comfys_exception():
     finally:
         mm.interrupt_current_processing(False)
     assert bridge.should_stop() is False
+
+
+def test_guidance_preview_takes_exactly_one_input():
+    motion, flow, _ = _signals(3)
+    with pytest.raises(errors.InputError, match=r"got nothing\. Connect exactly one of poses, motion_field, "
+                                                r"dense_flow, point_embeddings"):
+        call_node("DisPoseGuidancePreview", long_side=256)
+    with pytest.raises(errors.InputError, match="got motion_field and dense_flow. Connect exactly one"):
+        call_node("DisPoseGuidancePreview", long_side=256, motion_field=motion, dense_flow=flow)
+    (preview,) = call_node("DisPoseGuidancePreview", long_side=256, dense_flow=flow)
+    assert preview.shape == (2, 32, 16, 3) and float(preview.min()) == 1.0  # no motion is white, canvas-sized

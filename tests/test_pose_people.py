@@ -145,15 +145,16 @@ def test_preview_outlines_the_chosen_reference_person_only_when_there_are_severa
 
     poses, _ = two_people_video()
     skeletons = torch.from_numpy(render_poses(poses)).float() / 255
-    marked = (pipeline.person_preview(skeletons, poses) * 255).round().to(torch.uint8).numpy()
+    canvas = max(poses.height, poses.width)  # a preview as large as the canvas: comparable with render_poses
+    marked = (pipeline.skeleton_preview(poses, canvas) * 255).round().to(torch.uint8).numpy()
     changed = np.argwhere((marked[0] != (skeletons[0] * 255).round().numpy()).any(-1))
     pts = REF_A[1][:18]  # person A, taken officially: its body points on the reference canvas (pixels)
     assert changed[:, 1].min() >= pts[:, 0].min() - 5 and changed[:, 1].max() <= pts[:, 0].max() + 6
     assert changed[:, 0].min() >= pts[:, 1].min() - 5 and changed[:, 0].max() <= pts[:, 1].max() + 6
     assert (marked[0][tuple(changed.T)] == 255).all() and (marked[1:] == (skeletons[1:] * 255).round().numpy()).all()
     single, _ = run(image(REF_HW, REF_A), [image(FRAME_HW, A)], align=False)
-    plain = torch.zeros(2, H, W, 3)
-    assert pipeline.person_preview(plain, single) is plain
+    assert torch.equal((pipeline.skeleton_preview(single, max(single.height, single.width)) * 255).round(),
+                       torch.from_numpy(render_poses(single)).float())
 
 
 def test_by_index_beyond_the_video_people_takes_the_largest_there():

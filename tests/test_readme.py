@@ -50,8 +50,13 @@ def test_node_reference_covers_every_node_input_and_output(gen):
     from host_utils import pack_nodes
 
     ref = gen.node_reference()
+    deprecated = ref.split("### Deprecated nodes\n", 1)[1]
     for node_id, cls in pack_nodes().items():
         schema = cls.GET_SCHEMA()
+        if schema.is_deprecated:  # listed with its outputs, its inputs are the current node's
+            line = next(line for line in deprecated.splitlines() if line.startswith(f"- `{node_id}` "))
+            assert all(f"`{out.display_name}`" in line for out in schema.outputs), node_id
+            continue
         section = ref.split(f"### {schema.display_name}\n", 1)[1].split("\n### ", 1)[0]
         assert f"`{node_id}`" in section
         for item in schema.inputs:

@@ -4,6 +4,9 @@ Frame 0: the DIFT map's first three principal components as RGB, blended over th
 the reference keypoints. Frames 1..: each driving frame's keypoints drawn over the dimmed reference
 in the colour of their reference embedding, so equal colours mean "this point carries that
 reference feature". Colours come from one PCA basis, so map and points agree.
+
+``correspondence_picture`` does the PCA once, when the embeddings are built (a small image, one
+per video); ``draw_correspondence`` draws the frames only when a preview is asked for.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..types import PoseSequence
+from ..image import preview_size
+from ..types import CorrespondencePicture, PoseSequence
 from .embeddings import reference_point_embeddings
 
 _BLEND = 0.5  # weight of the PCA colours over the reference in frame 0
@@ -53,26 +57,44 @@ def _pca_colours(feature: torch.Tensor, points: torch.Tensor) -> tuple[np.ndarra
     return colour(cells).reshape(h, w, 3), colour(points.float().cpu())
 
 
-def correspondence_preview(feature: torch.Tensor, poses: PoseSequence, reference_image: np.ndarray) -> np.ndarray:
-    """(F, H, W, 3) uint8 preview; ``reference_image`` is the (H, W, 3) uint8 RGB reference."""
+def correspondence_picture(feature: torch.Tensor, poses: PoseSequence,
+                           reference_image: np.ndarray) -> CorrespondencePicture:
+    """What the preview of every frame is drawn on, one for the whole video: the PCA map blended
+    over ``reference_image`` (the (h, w, 3) uint8 RGB reference, at the preview's size) and the
+    colour of each reference embedding. Its size does not grow with the frame count, so the
+    embeddings can carry it for a preview node to draw later."""
     if reference_image.ndim != 3 or reference_image.shape[2] != 3 or reference_image.dtype != np.uint8:
         raise InputError(f"Preview: the reference must be an (H, W, 3) uint8 image, got "
                          f"{reference_image.shape} {reference_image.dtype}.")
     height, width = reference_image.shape[:2]
     feature = feature.detach().cpu()
-    emb = reference_point_embeddings(feature, poses)
-    map_rgb, point_rgb = _pca_colours(feature, emb)
-    ref_visible = np.asarray(poses.body_subset[0]) != -1
-    colours = [tuple(int(v) for v in rgb) for rgb in (point_rgb * 255).round().astype(np.uint8)]
-
-    out = np.empty((poses.num_frames, height, width, 3), np.uint8)
+    map_rgb, point_rgb = _pca_colours(feature, reference_point_embeddings(feature, poses))
     upsampled = cv2.resize(map_rgb.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    out[0] = ((1 - _BLEND) * reference_image + _BLEND * 255 * upsampled).round().clip(0, 255).astype(np.uint8)
-    out[1:] = (reference_image * _DIM).astype(np.uint8)
+    blended = ((1 - _BLEND) * reference_image + _BLEND * 255 * upsampled).round().clip(0, 255).astype(np.uint8)
+    return CorrespondencePicture(pca_map=blended, reference=reference_image.copy(),
+                                 colours=(point_rgb * 255).round().astype(np.uint8))
+
+
+def draw_correspondence(picture: CorrespondencePicture, keypoints: np.ndarray, subset: np.ndarray,
+                        long_side: int | None = None) -> np.ndarray:
+    """(F, h, w, 3) uint8 preview of the (F, 18, 2) normalised body ``keypoints`` (frame 0 = the
+    reference) with their (F, 18) ``subset``, at most ``long_side`` long (None, or more than the
+    picture: the picture's size)."""
+    pca_map, reference = picture.pca_map, picture.reference
+    height, width = preview_size(*pca_map.shape[:2], long_side or max(pca_map.shape[:2]))
+    if (height, width) != pca_map.shape[:2]:
+        pca_map, reference = (cv2.resize(i, (width, height), interpolation=cv2.INTER_AREA)
+                              for i in (pca_map, reference))
+    ref_visible = np.asarray(subset[0]) != -1
+    colours = [tuple(int(v) for v in rgb) for rgb in picture.colours]
+
+    out = np.empty((len(keypoints), height, width, 3), np.uint8)
+    out[0] = pca_map
+    out[1:] = (reference * _DIM).astype(np.uint8)
 
     radius = max(2, round(min(height, width) / 80))
-    pixels = np.nan_to_num(np.asarray(poses.body, dtype=np.float64)) * (width, height)
-    drawn = (np.asarray(poses.body_subset) != -1) & ref_visible[None]
+    pixels = np.nan_to_num(np.asarray(keypoints, dtype=np.float64)) * (width, height)
+    drawn = (np.asarray(subset) != -1) & ref_visible[None]
     for f, k in zip(*np.nonzero(drawn)):
         centre = (int(round(pixels[f, k, 0])), int(round(pixels[f, k, 1])))
         cv2.circle(out[f], centre, radius + 1, (255, 255, 255), -1, cv2.LINE_AA)
