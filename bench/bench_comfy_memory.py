@@ -37,7 +37,7 @@ def canvas(resolution: int) -> tuple[int, int]:
     return target_size(*REFERENCE_HW, resolution)
 
 
-def peak_rss(instance: Path, models: Path, frames: int, *, resolution: int, steps: int = 1,
+def peak_rss(instance: Path, models: Path, frames: int, *, resolution: int, steps: int = 1, decode_chunk_size: int = 8,
              clip_size: tuple[int, int] = CLIP_HW, timeout: float = 3600) -> int:
     """VmHWM in bytes of a fresh server after one run of the main workflow on a ``frames``-frame clip."""
     server = ComfyServer(CHECKOUT, instance, models, extra_args=SERVER_ARGS, extra_env=STEADY_ALLOCATOR)
@@ -46,7 +46,7 @@ def peak_rss(instance: Path, models: Path, frames: int, *, resolution: int, step
         write_clip(instance / "input" / "driving.mp4", frames, clip_size)
         prompt = json.loads((REPO / "workflows" / "dispose_mimicmotion_api.json").read_text())
         settings = {"DisPoseDWPoseExtractV2": {"resolution": resolution}, "DisPoseDIFTPointEmbedV2": {"ensemble_size": 1},
-                    "DisPoseMimicMotionSampler": {"steps": steps}}
+                    "DisPoseMimicMotionSampler": {"steps": steps, "decode_chunk_size": decode_chunk_size}}
         for node in prompt.values():
             node["inputs"].update(settings.get(node["class_type"], {}))
         entry = run_ok(server, prompt, timeout=timeout)
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[40, 200], help="source frames per run (30 fps)")
     parser.add_argument("--resolution", type=int, default=384)
     parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE call (official 8)")
     parser.add_argument("--clip", default="%dx%d" % CLIP_HW[::-1], help="driving clip size WxH (portrait if H > W)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.clip.split("x"))
@@ -74,7 +75,7 @@ def main() -> None:
     for frames in args.frames:
         with tempfile.TemporaryDirectory(prefix="bench-comfy-") as instance:
             rss = peak_rss(Path(instance), args.models, frames, resolution=args.resolution, steps=args.steps,
-                           clip_size=(height, width))
+                           decode_chunk_size=args.decode_chunk_size, clip_size=(height, width))
         rows.append((frames // 2, rss))
         print(f"{frames} source frames ({frames // 2} sampled), {width}x{height} clip, canvas {height_px}x{width_px}: "
               f"peak RSS {rss / 2**20:.0f} MiB", flush=True)

@@ -282,13 +282,13 @@ def animation_plan(
     official_batch_quirk: bool = True,
 ) -> SamplingPlan:
     """Validated run of MimicMotion (+ DisPose control): the reference on the poses' canvas, the
-    rendered poses and the settings (``generator``: the noise generator, default a CPU one seeded
-    with ``settings.seed``). Cheap; ``run_phases`` then runs it with a host's phases.
+    poses (their skeletons are drawn per tile while sampling) and the settings (``generator``: the
+    noise generator, default a CPU one seeded with ``settings.seed``). Cheap; ``run_phases`` then
+    runs it with a host's phases.
     """
-    from .pose.render import render_poses
     from .sampling.sampler import plan_sampling
 
-    return plan_sampling(reference_on_canvas(reference, poses), render_poses(poses), control=control,
+    return plan_sampling(reference_on_canvas(reference, poses), poses, control=control,
                          settings=settings, generator=generator, official_batch_quirk=official_batch_quirk)
 
 
