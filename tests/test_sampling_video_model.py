@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from dispose_core.errors import InputError
 from dispose_core.sampling.pose_frames import PoseImages
 from dispose_core.sampling.schedule import karras_sigmas
 from dispose_core.sampling.video_model import (BATCH_QUIRK, CONTROL, TILES, ControlRun, MimicMotionVideoModel,
@@ -74,3 +75,17 @@ def test_step_of_a_sigma(sigma, expected):
     ControlNet's start/end percent."""
     assert step_of(sigma, SIGMAS) == expected
     assert step_of(sigma, None) is None
+
+
+@torch.no_grad()
+def test_poses_of_another_length_or_size_are_refused(models, controlnet):
+    """Poses from another MimicMotion Conditioning than the latent: one line naming both shapes."""
+    model, control = MimicMotionVideoModel(models.unet, models.pose_net), _control(controlnet)
+    inputs = _inputs(model)
+    short = PoseImages(torch.zeros(FRAMES - 1, H, W, 3, dtype=torch.uint8))
+    with pytest.raises(InputError, match=f"The poses are {FRAMES - 1} frames of {W}x{H} but the video latent "
+                                         f"{FRAMES} frames of {W}x{H}"):
+        _call(model, dict(inputs, pose_frames=[None, short]), [1, 0], control)
+    narrow = PoseImages(torch.zeros(FRAMES, H, W // 2, 3, dtype=torch.uint8))
+    with pytest.raises(InputError, match=f"frames of {W // 2}x{H} but"):
+        _call(model, dict(inputs, pose_frames=[narrow, None]), [1, 0], control)

@@ -13,8 +13,8 @@ Options read from ``transformer_options`` (set on a MODEL by the nodes, never on
 from __future__ import annotations
 
 import logging
-from contextlib import closing
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 
 import torch
@@ -108,6 +108,21 @@ def tile_pose_latents(pose_net: nn.Module, sources: Sequence[PoseFrames | None],
         yield torch.cat([zeros if s is None else latents[id(s)] for s in sources])
 
 
+def ordered_pose_frames(pose_frames: Sequence[PoseFrames | None], order: list[int], frames: int, height: int,
+                        width: int) -> list[PoseFrames | None]:
+    """The halves' pose frames in the official order, each checked against the video latent."""
+    given = list(pose_frames)
+    if len(given) != len(order):
+        raise ValueError(f"pose_frames has {len(given)} entries for {len(order)} CFG halves")
+    for source in given:
+        if source is not None and (source.num_frames, source.size) != (frames, (height, width)):
+            raise InputError(
+                f"The poses are {source.num_frames} frames of {source.size[1]}x{source.size[0]} but the video "
+                f"latent {frames} frames of {width}x{height}. Use the LATENT and CONDITIONING of the same "
+                "MimicMotion Conditioning node.")
+    return [given[i] for i in order]
+
+
 @torch.compiler.disable  # drawing and a worker thread: torch.compile traces only the networks
 def next_tile(tiles: Iterator[torch.Tensor | None]) -> torch.Tensor | None:
     return next(tiles)
@@ -186,16 +201,7 @@ class MimicMotionVideoModel(nn.Module):
         tile = min(tile_size, frames)
         tiles = tile_indices(frames, tile, min(overlap, tile - 1))
         hooks: TileHooks = options.get(TILE_HOOKS) or TileHooks()
-        given = list(pose_frames)
-        if len(given) != n:
-            raise ValueError(f"pose_frames has {len(given)} entries for {n} CFG halves")
-        sources = [given[i] for i in order]
-        for source in sources:
-            if source is not None and (source.num_frames, source.size) != (frames, (height, width)):
-                raise InputError(
-                    f"The poses are {source.num_frames} frames of {source.size[1]}x{source.size[0]} but the "
-                    f"video latent {frames} frames of {width}x{height}. Use the LATENT and CONDITIONING of "
-                    "the same MimicMotion Conditioning node.")
+        sources = ordered_pose_frames(pose_frames, order, frames, height, width)
         poses = tile_pose_latents(self.pose_net, sources, tiles, dtype)
 
         def predict(number: int, idx: torch.Tensor) -> torch.Tensor:
