@@ -1,7 +1,9 @@
 """PoseNet's input frames, handed out one tile at a time.
 
-The sampler runs PoseNet per tile (as the official MimicMotion pipeline does), so the video's
-pose images never exist at once: a run from keypoints (``RenderedPoses``) draws each tile's
+The sampler runs PoseNet per tile (the official pipelines run it once over the whole video and
+keep its output, 10 bytes per canvas pixel per frame and CFG half in fp16; PoseNet works frame by
+frame, so the result is the same), so the video's pose images and pose latents never exist at
+once: a run from keypoints (``RenderedPoses``) draws each tile's
 skeletons when the tile runs, and pose images given as such (``PoseImages``: recorded inputs,
 the library's ``pose_images`` argument) are only indexed. Either way a tile's PoseNet input is
 the same pixels the whole-video rendering gives.
