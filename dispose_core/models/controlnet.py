@@ -7,8 +7,9 @@ encoder), ``controlnet_down_blocks`` (a 1x1 conv per skip), ``controlnet_mid_blo
 
 The official forward recomputes the motion encoder and the point adapter at every step, for every
 tile and for both CFG halves. Here the work is split: ``encode_motion`` and ``encode_points`` run
-once per video (frames can then be sliced per tile), and ``forward`` adds the cached features --
-the same ones to every batch entry, exactly like the official code does for its CFG batch.
+once per tile call for both halves (``sampling.control.tile_control_features``), and ``forward``
+adds those features -- the same ones to every batch entry, exactly like the official code does
+for its CFG batch.
 
 Official order inside forward: conv_in(sample) + motion feature -> down block i -> + point level i
 (the skips of block i are taken before this addition) -> ... -> mid block; every skip through its

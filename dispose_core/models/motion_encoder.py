@@ -2,9 +2,9 @@
 
 Two conv branches of the same shape (one per flow), each from 2 flow channels at pixel resolution
 down to the ControlNet width at latent resolution (/8); their sum goes through ``conv_final``. The
-result is added to the ControlNet's ``conv_in`` output. It does not depend on the denoising step,
-so the sampler computes it once per run (``HybridControlNet.encode_motion``), not per step and
-tile as the official code does.
+result is added to the ControlNet's ``conv_in`` output. The sampler runs it per tile call on that
+tile's flows (``HybridControlNet.encode_motion``), as the official code does, but once for both
+CFG halves: keeping it for the whole video would cost memory per frame.
 """
 from __future__ import annotations
 

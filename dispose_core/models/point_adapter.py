@@ -12,7 +12,8 @@ Official semantics (DisPose ``point_adapter.py``, golden M2c), vectorised:
 
 The official code runs the MLPs densely on every cell and multiplies by the mask; here they run only
 on hit cells (at most frames x keypoints rows instead of frames x g0 cells) -- equal, since unhit cells
-are zeroed anyway. Nothing depends on the denoising step: the sampler runs this once per video.
+are zeroed anyway. Nothing depends on the denoising step or the CFG half: the sampler runs this once
+per tile call for both halves.
 """
 from __future__ import annotations
 

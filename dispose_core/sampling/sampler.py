@@ -2,9 +2,10 @@
 
 Equal to the official ``Ctrl_Pipeline.__call__`` (DisPose) and, without a ControlNet, to
 MimicMotion's pipeline with the CFG halves batched; the golden case M5 checks it end to end.
-Differences that do not change the result: every step-invariant tensor (CLIP embedding, reference
-latent, time ids, pose latents, motion and keypoint features) is computed once per video; the
-scheduler's per-step noise draws, which are multiplied by zero, are skipped; latents stay float32.
+Differences that do not change the result: the CLIP embedding, reference latent and time ids are
+computed once per video; PoseNet, the motion encoder and the point adapter run per tile call, once
+for both CFG halves (nothing per frame of the video is kept); the scheduler's per-step noise draws,
+which are multiplied by zero, are skipped; latents stay float32.
 Deliberate differences (the official code crashes or misbehaves there) are listed in ``validate``;
 the diffusers-0.27 CFG-batch quirk is reproduced exactly where the official DisPose pipeline has
 it (see ``video_model.MimicMotionVideoModel``). The phases here are the CLI's entrance; ComfyUI's
@@ -191,7 +192,7 @@ class SamplingPlan:
 
     def model_options(self, ticker: Ticker | None = None) -> dict:
         """The video model's transformer options for this run: tiles, the control (its features
-        computed once per run), the batch quirk, and the ticker between tile calls."""
+        computed per tile call), the batch quirk, and the ticker between tile calls."""
         options = {TILES: (self.tile_size, self.overlap), BATCH_QUIRK: self.official_batch_quirk}
         if self.control is not None:
             options[CONTROL] = ControlRun(self.control)
